@@ -1,0 +1,1 @@
+"""The coordinator process: the cluster's global state, shared with workers over ZeroMQ."""

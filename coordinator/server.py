@@ -1,0 +1,146 @@
+"""The coordinator process: owns the cluster's global state, talks to workers over ZeroMQ.
+
+Theory of operation: one ROUTER socket. A receive loop decodes each frame and
+dispatches it through a table of small handlers; a ticker sends heartbeats to
+every live worker and marks workers dead after ``heartbeat_timeout_s`` of
+silence. Any message from a (worker, incarnation) the coordinator has not met
+(a new worker, a restarted one, or every worker after the coordinator itself
+restarted) registers it and is answered with a Welcome carrying the cluster's
+clock and config, so workers resync without a separate handshake path. A frame
+that does not decode is counted in ``bad_frames`` and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import trio
+import zmq
+
+from coordinator.transport import ZmqChannel
+from sim import protocol
+from sim.errors import ProtocolError
+from sim.settings import Settings
+from sim.stats import ClusterStats
+
+log = logging.getLogger("understudy.coordinator")
+
+DEFAULT_BIND = "tcp://127.0.0.1:5555"
+
+
+def config_document(settings: Settings) -> dict[str, Any]:
+    """The rule/config document every worker follows (versioned by the coordinator)."""
+    return {"models": list(settings.models)}
+
+
+class Coordinator:
+    """Global state plus the handlers that change it; sockets stay in :func:`run_coordinator`."""
+
+    def __init__(self, settings: Settings, channel: ZmqChannel, *, now_s: float) -> None:
+        self._settings = settings
+        self._channel = channel
+        self.stats = ClusterStats(started_s=now_s)
+        self.config_version = 1
+        self.config = config_document(settings)
+        self._routes: dict[str, bytes] = {}
+        self._handlers: dict[type, Callable[[bytes, Any, float], None]] = {
+            protocol.Hello: self._on_hello,
+            protocol.Heartbeat: self._on_heartbeat,
+            protocol.StatsReport: self._on_stats,
+            protocol.StatsQuery: self._on_query,
+            protocol.Goodbye: self._on_goodbye,
+        }
+
+    def handle(self, frames: list[bytes], *, now_s: float) -> None:
+        if len(frames) != 2:
+            self.stats.bad_frames += 1
+            return
+        route, payload = frames
+        try:
+            message = protocol.decode(payload)
+            handler = self._handlers[type(message)]
+        except (ProtocolError, KeyError) as error:
+            self.stats.bad_frames += 1
+            log.warning("dropped a bad frame: %s", error)
+            return
+        handler(route, message, now_s)
+
+    def _send(self, route: bytes, message: protocol.Message) -> None:
+        self._channel.send([route, protocol.encode(message)])
+
+    def _meet(self, route: bytes, worker_id: str, incarnation: str, now_s: float, pid: int = 0, host: str = "") -> None:
+        self._routes[worker_id] = route
+        if self.stats.seen(worker_id, incarnation, now_s=now_s, pid=pid, host=host):
+            log.info("worker %s joined (incarnation %s, pid %s)", worker_id, incarnation, pid)
+            self._welcome(route, worker_id, incarnation, now_s)
+
+    def _welcome(self, route: bytes, worker_id: str, incarnation: str, now_s: float) -> None:
+        elapsed = now_s - self.stats.started_s
+        self._send(route, protocol.Welcome(worker_id, incarnation, elapsed, self.config_version, self.config))
+
+    def _on_hello(self, route: bytes, message: protocol.Hello, now_s: float) -> None:
+        self._routes[message.worker_id] = route
+        fresh = self.stats.seen(message.worker_id, message.incarnation, now_s=now_s, pid=message.pid, host=message.host)
+        if fresh:
+            log.info("worker %s joined (incarnation %s, pid %s)", message.worker_id, message.incarnation, message.pid)
+        # A hello is always answered: the worker may have missed the first welcome.
+        self._welcome(route, message.worker_id, message.incarnation, now_s)
+
+    def _on_heartbeat(self, route: bytes, message: protocol.Heartbeat, now_s: float) -> None:
+        self._meet(route, message.sender, message.incarnation, now_s)
+
+    def _on_stats(self, route: bytes, message: protocol.StatsReport, now_s: float) -> None:
+        self._meet(route, message.worker_id, message.incarnation, now_s, pid=message.pid)
+        self.stats.report(message.worker_id, message.incarnation, message.seq, message.counters)
+
+    def _on_query(self, route: bytes, message: protocol.StatsQuery, now_s: float) -> None:
+        self._send(route, protocol.StatsReply(message.query_id, self.stats.snapshot(now_s=now_s)))
+
+    def _on_goodbye(self, route: bytes, message: protocol.Goodbye, now_s: float) -> None:
+        self.stats.goodbye(message.worker_id, message.incarnation)
+        log.info("worker %s stopped (incarnation %s)", message.worker_id, message.incarnation)
+
+    def tick(self, *, now_s: float) -> None:
+        """Heartbeat every live worker; mark the silent ones dead."""
+        for worker_id in self.stats.sweep(now_s=now_s, timeout_s=self._settings.heartbeat_timeout_s):
+            log.warning("worker %s missed its heartbeats: marked dead", worker_id)
+        beat = protocol.encode(protocol.Heartbeat(protocol.COORDINATOR, "", now_s))
+        for worker_id in self.stats.alive_workers():
+            route = self._routes.get(worker_id)
+            if route is not None:
+                self._channel.send([route, beat])
+
+
+async def run_coordinator(
+    settings: Settings,
+    *,
+    bind: str,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the cluster state on ``bind`` until cancelled; reports the bound endpoint."""
+    context = zmq.Context.instance()
+    sock = context.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.bind(bind)
+    endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    channel = ZmqChannel(sock)
+    coordinator = Coordinator(settings, channel, now_s=trio.current_time())
+    log.info("coordinator listening on %s", endpoint)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_ticker, coordinator, settings.heartbeat_interval_s)
+            task_status.started(endpoint)
+            while True:
+                frames = await channel.receive()
+                coordinator.handle(frames, now_s=trio.current_time())
+    finally:
+        channel.close()
+
+
+async def _ticker(coordinator: Coordinator, interval_s: float) -> None:
+    while True:
+        await trio.sleep(interval_s)
+        coordinator.tick(now_s=trio.current_time())

@@ -1,0 +1,45 @@
+"""The one exception tree of understudy.
+
+Each error says what went wrong in words a user can act on; errors that map to
+an HTTP answer carry the status they imply (as h11's do).
+"""
+
+from __future__ import annotations
+
+
+class UnderstudyError(Exception):
+    """Root of every error understudy raises on purpose."""
+
+
+class SettingsError(UnderstudyError):
+    """A setting has a bad value; ``setting`` names it, ``source`` says where it came from."""
+
+    def __init__(self, setting: str, source: str, message: str) -> None:
+        super().__init__(f"setting {setting!r} (from {source}): {message}")
+        self.setting = setting
+        self.source = source
+        self.message = message
+
+
+class ProtocolError(UnderstudyError):
+    """A frame between worker and coordinator could not be decoded."""
+
+
+class ApiError(UnderstudyError):
+    """A request the provider would refuse; rendered in the provider's own error shape."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        error_type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_type = error_type
+        self.param = param
+        self.code = code

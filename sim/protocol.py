@@ -1,0 +1,157 @@
+"""The messages between workers and the coordinator, and their msgpack frames.
+
+Theory of operation: every message is a frozen, slotted dataclass with a
+one-byte-ish ``TAG``. On the wire a message is one msgpack array:
+``[PROTOCOL_VERSION, TAG, field1, field2, ...]`` in field order. Decoding checks
+the version, the tag, the arity and each field's type, and raises
+:class:`ProtocolError` for anything else, so a bad frame becomes a counted error
+in the receiving process, never a crash.
+
+Counters travel cumulative (since the worker's incarnation began), so a lost or
+repeated report does no harm: the coordinator keeps the latest per
+(worker, incarnation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, Union
+
+import msgpack
+
+from sim.errors import ProtocolError
+
+PROTOCOL_VERSION = 1
+COORDINATOR = "coordinator"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Hello:
+    """Worker → coordinator: I am ``worker_id`` in my ``incarnation``; send me the cluster."""
+
+    TAG: ClassVar[str] = "hello"
+    worker_id: str
+    incarnation: str
+    pid: int
+    host: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Welcome:
+    """Coordinator → worker: you are registered; here is the cluster's clock and config.
+
+    ``cluster_elapsed_s`` is the cluster's age when this was sent: a worker
+    anchors it to its own monotonic clock (no wall clocks compared across hosts).
+    """
+
+    TAG: ClassVar[str] = "welcome"
+    worker_id: str
+    incarnation: str
+    cluster_elapsed_s: float
+    config_version: int
+    config: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Either way: the sender is alive (``sender`` is a worker id or ``coordinator``)."""
+
+    TAG: ClassVar[str] = "heartbeat"
+    sender: str
+    incarnation: str
+    sent_s: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StatsReport:
+    """Worker → coordinator: cumulative counters of one incarnation; ``seq`` grows."""
+
+    TAG: ClassVar[str] = "stats"
+    worker_id: str
+    incarnation: str
+    pid: int
+    seq: int
+    counters: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StatsQuery:
+    """Worker → coordinator: send me the cluster-wide aggregate (for ``/admin/stats``)."""
+
+    TAG: ClassVar[str] = "stats_query"
+    query_id: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StatsReply:
+    TAG: ClassVar[str] = "stats_reply"
+    query_id: int
+    stats: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConfigSnapshot:
+    """Coordinator → worker: the whole config document at ``version``."""
+
+    TAG: ClassVar[str] = "config"
+    version: int
+    config: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Goodbye:
+    """Worker → coordinator: I am stopping on purpose (not dead)."""
+
+    TAG: ClassVar[str] = "goodbye"
+    worker_id: str
+    incarnation: str
+
+
+Message = Union[Hello, Welcome, Heartbeat, StatsReport, StatsQuery, StatsReply, ConfigSnapshot, Goodbye]
+
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (float, int),
+    "dict[str, Any]": (dict,),
+}
+
+
+def _schema(cls: type) -> tuple[tuple[str, tuple[type, ...]], ...]:
+    return tuple((field.name, _PY_TYPES[str(field.type)]) for field in dataclasses.fields(cls))
+
+
+_MESSAGES: dict[str, tuple[type, tuple[tuple[str, tuple[type, ...]], ...]]] = {
+    cls.TAG: (cls, _schema(cls))
+    for cls in (Hello, Welcome, Heartbeat, StatsReport, StatsQuery, StatsReply, ConfigSnapshot, Goodbye)
+}
+
+
+def encode(message: Message) -> bytes:
+    """One msgpack frame for ``message``."""
+    values = [getattr(message, name) for name, _ in _MESSAGES[message.TAG][1]]
+    return msgpack.packb([PROTOCOL_VERSION, message.TAG, *values], use_bin_type=True)
+
+
+def decode(frame: bytes) -> Message:
+    """The message in ``frame``; :class:`ProtocolError` if it is not one of ours."""
+    try:
+        data = msgpack.unpackb(frame, raw=False, strict_map_key=False)
+    except Exception as error:  # msgpack raises several unrelated types for bad input
+        raise ProtocolError(f"undecodable frame: {error}") from error
+    if not isinstance(data, list) or len(data) < 2:
+        raise ProtocolError("frame is not a [version, tag, ...] array")
+    version, tag, *values = data
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(f"protocol version {version!r}, expected {PROTOCOL_VERSION}")
+    entry = _MESSAGES.get(tag) if isinstance(tag, str) else None
+    if entry is None:
+        raise ProtocolError(f"unknown message tag {tag!r}")
+    cls, schema = entry
+    if len(values) != len(schema):
+        raise ProtocolError(f"{tag}: {len(values)} fields, expected {len(schema)}")
+    for (name, types), value in zip(schema, values):
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise ProtocolError(f"{tag}.{name}: unexpected {type(value).__name__}")
+    message: Message = cls(*values)
+    return message

@@ -1,0 +1,183 @@
+"""One validated, frozen settings object, built from layers.
+
+Theory of operation: each source (built-in defaults, a YAML config file, the
+environment, command-line flags) is read into a plain mapping of setting name to
+raw value, remembering where each value came from. The layers are merged in
+precedence order (later wins) and validated once by a pydantic model; a failure
+is reported as a :class:`SettingsError` naming the setting and its source, so the
+CLI can print one line and exit 2.
+
+The environment is passed in as a mapping, never read from ``os.environ`` here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sim.errors import SettingsError
+
+DEFAULT_MODELS: tuple[str, ...] = (
+    "gpt-4o",
+    "gpt-4o-mini",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-4.1-nano",
+    "gpt-5",
+    "gpt-5-mini",
+    "o3",
+    "o3-mini",
+    "o4-mini",
+    "gpt-4-turbo",
+    "gpt-4",
+    "gpt-3.5-turbo",
+)
+
+ENV_PREFIX = "UNDERSTUDY_"
+# The Bifrost mock server's names, read so understudy can replace it unchanged.
+# UNDERSTUDY_* wins over these when both are set.
+MOCKER_ENV = {"MOCKER_HOST": "host", "MOCKER_PORT": "port"}
+
+
+class Settings(BaseModel):
+    """Everything a process of understudy needs to know, validated once in ``main()``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = Field("127.0.0.1", min_length=1, description="HTTP listen address")
+    port: int = Field(8000, ge=0, le=65535, description="HTTP port (0 picks a free one)")
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=512,
+        description="worker processes started by `serve` (default: number of CPUs)",
+    )
+    coordinator_bind: str | None = Field(
+        None,
+        description="ZeroMQ endpoint the coordinator binds (`coordinator` default "
+        "tcp://127.0.0.1:5555; `serve` default: a private ipc:// socket)",
+    )
+    coordinator_url: str = Field(
+        "tcp://127.0.0.1:5555", description="ZeroMQ endpoint a `worker` connects to"
+    )
+    worker_id: str | None = Field(
+        None, description="this worker's id (default: HOSTNAME-PID; `serve` uses w0..wN-1)"
+    )
+    heartbeat_interval_s: float = Field(1.0, gt=0, le=60, description="heartbeat period, both ways")
+    heartbeat_timeout_s: float = Field(
+        5.0, gt=0, le=600, description="silence after which a worker (or the coordinator) is dead"
+    )
+    stats_interval_s: float = Field(
+        0.2, gt=0, le=10, description="how often a worker reports its cumulative counters"
+    )
+    grace_period_s: float = Field(
+        10.0, ge=0, le=3600, description="how long shutdown lets in-flight requests finish"
+    )
+    keep_alive_timeout_s: float = Field(
+        75.0, gt=0, le=3600, description="idle keep-alive connection timeout"
+    )
+    backlog: int = Field(1024, ge=1, le=65535, description="listen backlog of the HTTP socket")
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="largest request body accepted (else 413)"
+    )
+    models: tuple[str, ...] = Field(
+        DEFAULT_MODELS, min_length=1, description="model ids listed by GET /v1/models"
+    )
+    seed: int | None = Field(None, description="seed for generated content (default: random)")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="log level of every process"
+    )
+
+    @model_validator(mode="after")
+    def _timeout_longer_than_heartbeat(self) -> Settings:
+        if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
+            raise ValueError("heartbeat_timeout_s: must be greater than heartbeat_interval_s")
+        return self
+
+
+FIELDS: tuple[str, ...] = tuple(Settings.model_fields)
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    layer: dict[str, tuple[Any, str]] = {}
+    for env_name, field in MOCKER_ENV.items():
+        if env_name in environ:
+            layer[field] = (environ[env_name], env_name)
+    for field in FIELDS:
+        env_name = ENV_PREFIX + field.upper()
+        if env_name in environ:
+            raw: Any = environ[env_name]
+            if field == "models":
+                raw = tuple(m.strip() for m in raw.split(",") if m.strip())
+            layer[field] = (raw, env_name)
+    return layer
+
+
+def _file_layer(path: str) -> dict[str, tuple[Any, str]]:
+    source = f"config file {path}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise SettingsError("config", "--config", f"cannot read {path}: {error.strerror}") from error
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        first_line = str(error).splitlines()[0] if str(error) else "invalid YAML"
+        raise SettingsError("config", source, f"not valid YAML: {first_line}") from error
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise SettingsError("config", source, "must be a mapping of setting names to values")
+    return {str(key): (value, source) for key, value in document.items()}
+
+
+def load_settings(
+    *,
+    environ: Mapping[str, str],
+    flags: Mapping[str, Any] | None = None,
+    config_path: str | None = None,
+    base: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge defaults < ``base`` < config file < environment < flags and validate.
+
+    ``base`` is an already-effective settings mapping handed from a parent process.
+    Raises :class:`SettingsError` naming the first bad setting and its source.
+    """
+    merged: dict[str, tuple[Any, str]] = {}
+    if base:
+        merged.update({key: (value, "parent process") for key, value in base.items()})
+    if config_path:
+        merged.update(_file_layer(config_path))
+    merged.update(_env_layer(environ))
+    if flags:
+        merged.update(
+            {key: (value, "--" + key.replace("_", "-")) for key, value in flags.items() if value is not None}
+        )
+    values = {key: value for key, (value, _) in merged.items()}
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = first["loc"]
+        setting = str(location[0]) if location else "settings"
+        source = merged[setting][1] if setting in merged else "defaults"
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = "unknown setting"
+        if not location and ": " in message:
+            # A cross-field check names its setting at the start of its message.
+            setting, _, message = message.removeprefix("Value error, ").partition(": ")
+            source = merged[setting][1] if setting in merged else "defaults"
+        raise SettingsError(setting, source, message) from error
+
+
+def settings_document(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data (for `config show` and for child processes)."""
+    document = settings.model_dump(mode="json")
+    document["models"] = list(settings.models)
+    return document

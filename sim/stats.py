@@ -1,0 +1,177 @@
+"""Request counters in a worker, and their cluster-wide sum in the coordinator.
+
+Theory of operation: a worker counts into :class:`RequestCounters` and reports
+the cumulative values of its incarnation (never a delta, never reset on send).
+:class:`ClusterStats` keeps, per (worker id, incarnation), the report with the
+highest sequence number, and sums them all. A lost report is made good by the
+next one, a repeated or reordered one is ignored, and a restarted worker (same
+id, new incarnation) adds to what its earlier incarnations reported instead of
+replacing it. Liveness is judged from the time of the last message, with the
+current time always passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+COUNTER_NAMES = ("total_requests", "mocked_requests", "responses_generated", "errors_generated")
+
+
+@dataclass(slots=True)
+class RequestCounters:
+    """What one worker incarnation has done since it started."""
+
+    total_requests: int = 0
+    mocked_requests: int = 0
+    responses_generated: int = 0
+    errors_generated: int = 0
+    rule_hits: dict[str, int] = field(default_factory=dict)
+
+    def count_response(self, *, status: int, mocked: bool, rule: str | None = None) -> None:
+        self.total_requests += 1
+        if mocked:
+            self.mocked_requests += 1
+        if status < 400:
+            self.responses_generated += 1
+        else:
+            self.errors_generated += 1
+        if rule is not None:
+            self.rule_hits[rule] = self.rule_hits.get(rule, 0) + 1
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "total_requests": self.total_requests,
+            "mocked_requests": self.mocked_requests,
+            "responses_generated": self.responses_generated,
+            "errors_generated": self.errors_generated,
+            "rule_hits": dict(self.rule_hits),
+        }
+
+
+def sum_counters(snapshots: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Add counter snapshots; unknown keys and non-integer values are ignored."""
+    total: dict[str, Any] = {name: 0 for name in COUNTER_NAMES}
+    hits: dict[str, int] = {}
+    for snapshot in snapshots:
+        for name in COUNTER_NAMES:
+            value = snapshot.get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                total[name] += value
+        rule_hits = snapshot.get("rule_hits")
+        if isinstance(rule_hits, Mapping):
+            for rule, count in rule_hits.items():
+                if isinstance(count, int) and not isinstance(count, bool):
+                    hits[str(rule)] = hits.get(str(rule), 0) + count
+    total["rule_hits"] = hits
+    return total
+
+
+@dataclass(slots=True)
+class WorkerRecord:
+    worker_id: str
+    incarnation: str
+    pid: int
+    host: str
+    last_seen_s: float
+    alive: bool = True
+    stopped: bool = False
+    incarnations: int = 1
+
+
+@dataclass(slots=True)
+class _Report:
+    seq: int
+    counters: Mapping[str, Any]
+
+
+class ClusterStats:
+    """The coordinator's view of every worker and the sum of their counters."""
+
+    def __init__(self, *, started_s: float) -> None:
+        self.started_s = started_s
+        self._workers: dict[str, WorkerRecord] = {}
+        self._reports: dict[tuple[str, str], _Report] = {}
+        self.bad_frames = 0
+
+    def seen(self, worker_id: str, incarnation: str, *, now_s: float, pid: int = 0, host: str = "") -> bool:
+        """Note a message from ``worker_id``; True if this is an incarnation not seen before."""
+        record = self._workers.get(worker_id)
+        if record is None:
+            self._workers[worker_id] = WorkerRecord(worker_id, incarnation, pid, host, now_s)
+            return True
+        if record.incarnation != incarnation:
+            if (worker_id, incarnation) in self._reports:
+                return False  # a late message from an earlier incarnation
+            record.incarnation = incarnation
+            record.incarnations += 1
+            record.pid = pid or record.pid
+            record.host = host or record.host
+            record.stopped = False
+            record.alive = True
+            record.last_seen_s = now_s
+            return True
+        if pid:
+            record.pid = pid
+        if host:
+            record.host = host
+        record.last_seen_s = now_s
+        record.alive = not record.stopped
+        return False
+
+    def report(self, worker_id: str, incarnation: str, seq: int, counters: Mapping[str, Any]) -> bool:
+        """Keep a cumulative report unless a newer one of that incarnation is held."""
+        key = (worker_id, incarnation)
+        held = self._reports.get(key)
+        if held is not None and held.seq >= seq:
+            return False
+        self._reports[key] = _Report(seq, counters)
+        return True
+
+    def goodbye(self, worker_id: str, incarnation: str) -> None:
+        record = self._workers.get(worker_id)
+        if record is not None and record.incarnation == incarnation:
+            record.alive = False
+            record.stopped = True
+
+    def sweep(self, *, now_s: float, timeout_s: float) -> list[str]:
+        """Mark workers silent for longer than ``timeout_s`` dead; return those newly so."""
+        newly_dead = []
+        for record in self._workers.values():
+            if record.alive and now_s - record.last_seen_s > timeout_s:
+                record.alive = False
+                newly_dead.append(record.worker_id)
+        return newly_dead
+
+    def alive_workers(self) -> list[str]:
+        return [record.worker_id for record in self._workers.values() if record.alive]
+
+    def snapshot(self, *, now_s: float) -> dict[str, Any]:
+        """The aggregate that ``/admin/stats`` shows."""
+        totals = sum_counters(report.counters for report in self._reports.values())
+        per_worker: dict[str, int] = {}
+        for (worker_id, _), report in self._reports.items():
+            requests = report.counters.get("total_requests", 0)
+            if isinstance(requests, int):
+                per_worker[worker_id] = per_worker.get(worker_id, 0) + requests
+        workers = [
+            {
+                "id": record.worker_id,
+                "pid": record.pid,
+                "host": record.host,
+                "incarnation": record.incarnation,
+                "alive": record.alive,
+                "requests": per_worker.get(record.worker_id, 0),
+                "restarts": record.incarnations - 1,
+                "last_seen_s_ago": round(max(0.0, now_s - record.last_seen_s), 3),
+            }
+            for record in sorted(self._workers.values(), key=lambda r: r.worker_id)
+        ]
+        return {
+            **totals,
+            "workers": workers,
+            "workers_alive": sum(1 for record in self._workers.values() if record.alive),
+            "uptime_s": round(max(0.0, now_s - self.started_s), 3),
+            "bad_frames": self.bad_frames,
+        }

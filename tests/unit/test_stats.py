@@ -1,0 +1,94 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sim.stats import ClusterStats, RequestCounters, sum_counters
+
+
+def counters(total: int, errors: int = 0, hits: dict[str, int] | None = None) -> dict[str, object]:
+    return {
+        "total_requests": total,
+        "mocked_requests": total,
+        "responses_generated": total - errors,
+        "errors_generated": errors,
+        "rule_hits": hits or {},
+    }
+
+
+def test_request_counters_split_answers_from_errors() -> None:
+    c = RequestCounters()
+    c.count_response(status=200, mocked=True)
+    c.count_response(status=429, mocked=True, rule="limit")
+    assert c.snapshot() == counters(2, errors=1, hits={"limit": 1})
+
+
+def test_cumulative_reports_sum_over_workers() -> None:
+    stats = ClusterStats(started_s=0)
+    for worker, total in (("w0", 3), ("w1", 4)):
+        stats.seen(worker, "a", now_s=1, pid=10)
+        stats.report(worker, "a", 1, counters(total, hits={"r": total}))
+    snapshot = stats.snapshot(now_s=2)
+    assert snapshot["total_requests"] == 7
+    assert snapshot["rule_hits"] == {"r": 7}
+    assert [w["requests"] for w in snapshot["workers"]] == [3, 4]
+
+
+def test_repeated_or_older_reports_change_nothing() -> None:
+    stats = ClusterStats(started_s=0)
+    stats.seen("w0", "a", now_s=0)
+    assert stats.report("w0", "a", 2, counters(5))
+    assert not stats.report("w0", "a", 2, counters(5))
+    assert not stats.report("w0", "a", 1, counters(3))
+    assert stats.snapshot(now_s=0)["total_requests"] == 5
+
+
+def test_restarted_worker_adds_to_what_it_reported_before() -> None:
+    stats = ClusterStats(started_s=0)
+    stats.seen("w0", "first", now_s=0, pid=1)
+    stats.report("w0", "first", 9, counters(10))
+    assert stats.seen("w0", "second", now_s=5, pid=2)
+    stats.report("w0", "second", 1, counters(3))
+    # A late heartbeat of the dead incarnation does not take the worker back.
+    assert not stats.seen("w0", "first", now_s=6, pid=1)
+    snapshot = stats.snapshot(now_s=6)
+    assert snapshot["total_requests"] == 13
+    (worker,) = snapshot["workers"]
+    assert (worker["pid"], worker["incarnation"], worker["restarts"], worker["requests"]) == (2, "second", 1, 13)
+
+
+def test_silent_worker_is_marked_dead_then_alive_again_when_heard() -> None:
+    stats = ClusterStats(started_s=0)
+    stats.seen("w0", "a", now_s=0)
+    assert stats.sweep(now_s=4.9, timeout_s=5) == []
+    assert stats.sweep(now_s=5.1, timeout_s=5) == ["w0"]
+    assert stats.snapshot(now_s=6)["workers"][0]["alive"] is False
+    stats.seen("w0", "a", now_s=7)
+    assert stats.snapshot(now_s=7)["workers_alive"] == 1
+
+
+def test_goodbye_marks_stopped_and_keeps_counts() -> None:
+    stats = ClusterStats(started_s=0)
+    stats.seen("w0", "a", now_s=0)
+    stats.report("w0", "a", 1, counters(2))
+    stats.goodbye("w0", "a")
+    stats.seen("w0", "a", now_s=1)
+    snapshot = stats.snapshot(now_s=1)
+    assert snapshot["workers"][0]["alive"] is False
+    assert snapshot["total_requests"] == 2
+
+
+def test_garbage_counter_values_are_ignored() -> None:
+    assert sum_counters([{"total_requests": "many", "rule_hits": {"r": True}}, {"total_requests": 2}])["total_requests"] == 2
+
+
+@given(st.lists(st.tuples(st.sampled_from(["w0", "w1", "w2"]), st.sampled_from(["a", "b"]), st.integers(0, 50)), max_size=60))
+def test_any_order_of_reports_sums_the_latest_of_each_incarnation(reports: list[tuple[str, str, int]]) -> None:
+    stats = ClusterStats(started_s=0)
+    latest: dict[tuple[str, str], tuple[int, int]] = {}
+    for seq, (worker, incarnation, total) in enumerate(reports):
+        # Reports arrive shuffled: odd positions are delayed ones with older seq numbers.
+        seq_number = seq if seq % 2 == 0 else seq - 2
+        stats.report(worker, incarnation, seq_number, counters(total))
+        held = latest.get((worker, incarnation))
+        if held is None or seq_number > held[0]:
+            latest[(worker, incarnation)] = (seq_number, total)
+    assert stats.snapshot(now_s=0)["total_requests"] == sum(total for _, total in latest.values())

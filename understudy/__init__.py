@@ -1,0 +1,1 @@
+"""understudy's launcher: the command line, process lifecycle and the `serve` supervisor."""

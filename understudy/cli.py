@@ -1,0 +1,101 @@
+"""The `understudy` command line.
+
+Every setting is also a flag (``heartbeat_interval_s`` is ``--heartbeat-interval-s``);
+flags win over the environment, which wins over ``--config``, which wins over
+the built-in defaults. A bad value is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import yaml
+
+from sim.errors import SettingsError
+from sim.settings import FIELDS, Settings, load_settings, settings_document
+
+EXIT_USAGE = 2
+
+# Short names that read better on each role's command line.
+_ALIASES = {"coordinator_url": ["--coordinator"], "coordinator_bind": ["--bind"]}
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="YAML file of settings")
+    group = parser.add_argument_group("settings (see `understudy config show`)")
+    for name in FIELDS:
+        flags = ["--" + name.replace("_", "-"), *_ALIASES.get(name, [])]
+        description = Settings.model_fields[name].description or ""
+        group.add_argument(*flags, dest=name, metavar="VALUE", help=description)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="understudy", description="A drop-in stand-in for the OpenAI and Anthropic HTTP APIs."
+    )
+    roles = parser.add_subparsers(dest="command", required=True)
+    serve = roles.add_parser("serve", help="run a coordinator and N workers on this machine")
+    _add_setting_flags(serve)
+    coordinator = roles.add_parser("coordinator", help="run the coordinator alone")
+    _add_setting_flags(coordinator)
+    coordinator.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    worker = roles.add_parser("worker", help="run one worker alone (joins --coordinator)")
+    _add_setting_flags(worker)
+    worker.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    worker.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    config = roles.add_parser("config", help="validate or print the effective settings")
+    config.add_argument("action", choices=["show", "validate", "schema"])
+    _add_setting_flags(config)
+    return parser
+
+
+def _flags(arguments: argparse.Namespace) -> dict[str, Any]:
+    flags = {name: getattr(arguments, name, None) for name in FIELDS}
+    if flags.get("models") is not None:
+        flags["models"] = tuple(model.strip() for model in flags["models"].split(",") if model.strip())
+    return flags
+
+
+def resolve_settings(arguments: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    from understudy.supervisor import inherited_settings
+
+    inherited = inherited_settings(environ)
+    if inherited is not None:
+        # A child of `serve`: the supervisor already merged file and environment.
+        return load_settings(environ={}, base=inherited, flags=_flags(arguments))
+    return load_settings(environ=environ, flags=_flags(arguments), config_path=arguments.config)
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    environ = os.environ if environ is None else environ
+    if arguments.command == "config" and arguments.action == "schema":
+        print(json.dumps(Settings.model_json_schema(), indent=2))
+        return 0
+    try:
+        settings = resolve_settings(arguments, environ)
+    except SettingsError as error:
+        print(f"understudy: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if arguments.command == "config":
+        if arguments.action == "validate":
+            print("settings are valid")
+        else:
+            print(yaml.safe_dump(settings_document(settings), sort_keys=False), end="")
+        return 0
+    if arguments.command == "serve":
+        from understudy.supervisor import serve
+
+        return serve(settings)
+    if arguments.command == "coordinator":
+        from coordinator.main import run_coordinator_process
+
+        return run_coordinator_process(settings, parent_pid=arguments.parent_pid)
+    from workers.main import run_worker
+
+    return run_worker(settings, listen_fd=arguments.listen_fd, parent_pid=arguments.parent_pid)

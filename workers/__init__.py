@@ -1,0 +1,1 @@
+"""The HTTP worker processes: Hypercorn (trio worker class) serving understudy's ASGI app."""

@@ -1,0 +1,237 @@
+"""understudy's raw ASGI application, served by Hypercorn in each worker process.
+
+The app reads the request, asks the pure core what to answer, and writes the
+bytes. It never raises to the server: bad input gets the provider's error shape,
+an unexpected failure a logged 500 in that shape too.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from sim import chat, openai_wire
+from sim.content import TextGenerator
+from sim.errors import ApiError
+from sim.stats import RequestCounters
+
+log = logging.getLogger("understudy.worker.app")
+
+Scope = Mapping[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+JSON = b"application/json"
+SSE = b"text/event-stream; charset=utf-8"
+HEALTHY = b'{"status":"healthy"}'
+STATS_TIMEOUT_S = 2.0
+
+
+@dataclass(slots=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: bytes = JSON
+    events: Iterable[bytes] | None = None
+
+
+class StatsSource(Protocol):
+    """What the app needs from the coordinator link."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def query_stats(self, *, timeout_s: float) -> dict[str, Any] | None: ...
+
+
+class App:
+    def __init__(
+        self,
+        *,
+        worker_id: str,
+        models: Iterable[str],
+        generator: TextGenerator,
+        counters: RequestCounters,
+        link: StatsSource,
+        max_body_bytes: int,
+        seed: int | str | None = None,
+    ) -> None:
+        self.worker_id = worker_id
+        self.models = tuple(models)
+        self._generator = generator
+        self._counters = counters
+        self._link = link
+        self._max_body_bytes = max_body_bytes
+        self._random = random.Random(seed)
+        self._worker_header = (b"x-understudy-worker", worker_id.encode())
+        self._api_routes: dict[tuple[str, str], Callable[[Scope, bytes], Reply]] = {
+            ("POST", "/chat/completions"): self._chat_completions,
+            ("GET", "/models"): self._list_models,
+        }
+
+    def set_config(self, version: int, config: Mapping[str, Any]) -> None:
+        """Switch to a new config document; each request sees one version whole."""
+        models = config.get("models")
+        if isinstance(models, list) and models:
+            self.models = tuple(str(model) for model in models)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = "req_%032x" % self._random.getrandbits(128)
+        method = scope["method"]
+        path = scope["path"]
+        if path == "/health" or path == "/livez":
+            await _respond(send, Reply(200, HEALTHY), request_id, self._worker_header)
+            return
+        if path == "/readyz":
+            reply = Reply(200, b'{"status":"ready"}') if self._link.connected else _not_ready()
+            await _respond(send, reply, request_id, self._worker_header)
+            return
+        if path == "/admin/stats":
+            await _respond(send, await self._admin_stats(method), request_id, self._worker_header)
+            return
+        try:
+            reply = await self._api(scope, receive, method, path)
+        except ApiError as error:
+            reply = Reply(error.status, openai_wire.error_body(error))
+        except Exception:  # the app's outermost boundary: log it, answer 500, keep serving
+            log.exception("request %s %s failed", method, path)
+            reply = Reply(500, openai_wire.error_body(ApiError(500, "The server had an error while processing your request.", error_type="server_error")))
+        # Every API answer is the simulator's own until passthrough exists.
+        self._counters.count_response(status=reply.status, mocked=True)
+        await _respond(send, reply, request_id, self._worker_header)
+
+    async def _api(self, scope: Scope, receive: Receive, method: str, path: str) -> Reply:
+        route = _api_path(path)
+        if route is None:
+            raise ApiError(404, f"Invalid URL ({method} {path})")
+        handler = self._api_routes.get((method, route))
+        if handler is None:
+            if route.startswith("/models/") and method == "GET":
+                return self._retrieve_model(route[len("/models/") :])
+            if any(known == route for _, known in self._api_routes):
+                raise ApiError(405, f"Method {method} not allowed for {path}", code="method_not_allowed")
+            raise ApiError(404, f"Invalid URL ({method} {path})")
+        body = await _read_body(scope, receive, self._max_body_bytes) if method == "POST" else b""
+        return handler(scope, body)
+
+    def _chat_completions(self, scope: Scope, body: bytes) -> Reply:
+        request = chat.parse_chat_request(_json(body))
+        completion = chat.synthesize(request, self._generator, created_s=int(time.time()))
+        if request.stream:
+            return Reply(200, b"", SSE, chat.stream_events(completion, include_usage=request.include_usage))
+        return Reply(200, chat.completion_body(completion))
+
+    def _list_models(self, scope: Scope, body: bytes) -> Reply:
+        return Reply(200, openai_wire.models_body(self.models))
+
+    def _retrieve_model(self, model: str) -> Reply:
+        if model not in self.models:
+            raise ApiError(
+                404,
+                f"The model '{model}' does not exist or you do not have access to it.",
+                code="model_not_found",
+            )
+        return Reply(200, orjson.dumps(openai_wire.model_object(model)))
+
+    async def _admin_stats(self, method: str) -> Reply:
+        if method != "GET":
+            return Reply(405, openai_wire.error_body(ApiError(405, f"Method {method} not allowed for /admin/stats")))
+        stats = await self._link.query_stats(timeout_s=STATS_TIMEOUT_S)
+        if stats is None:
+            error = ApiError(503, "The coordinator did not answer; cluster stats are unavailable.", error_type="server_error")
+            return Reply(503, openai_wire.error_body(error))
+        return Reply(200, orjson.dumps(stats))
+
+
+def _not_ready() -> Reply:
+    return Reply(503, b'{"status":"not ready","reason":"coordinator unreachable"}')
+
+
+_API_PREFIXES = ("/openai/v1/", "/v1/", "/")
+
+
+def _api_path(path: str) -> str | None:
+    """``/v1/x``, ``/openai/v1/x`` and ``/x`` all name the API route ``/x``."""
+    for prefix in _API_PREFIXES:
+        if path.startswith(prefix):
+            rest = path[len(prefix) - 1 :]
+            return rest if len(rest) > 1 else None
+    return None
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise ApiError(
+            400,
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+            "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
+            "sent was not valid JSON.)",
+        ) from error
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"Request body too large: the limit is {limit} bytes.", code="request_too_large")
+
+
+async def _respond(send: Send, reply: Reply, request_id: str, worker_header: tuple[bytes, bytes]) -> None:
+    headers = [
+        (b"content-type", reply.content_type),
+        (b"x-request-id", request_id.encode()),
+        worker_header,
+    ]
+    if reply.events is None:
+        headers.append((b"content-length", str(len(reply.body)).encode()))
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        await send({"type": "http.response.body", "body": reply.body})
+        return
+    headers.append((b"cache-control", b"no-cache"))
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    for event in reply.events:
+        await send({"type": "http.response.body", "body": event, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    # Hypercorn under trio needs the lifespan scope answered, not refused.
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,113 @@
+"""A worker process: the ASGI app on Hypercorn/trio, plus its link to the coordinator.
+
+Shutdown: on the stop signal Hypercorn stops accepting, lets in-flight requests
+finish for up to ``grace_period_s``, then the link sends the final counters and
+a Goodbye, and the ZeroMQ context gets a bounded time to deliver them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+
+import trio
+import zmq
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from sim.content import TextGenerator, build_vocabulary
+from sim.settings import Settings
+from sim.stats import RequestCounters
+from understudy import lifecycle
+from workers.app import App
+from workers.link import CoordinatorLink
+
+log = logging.getLogger("understudy.worker")
+
+
+def open_listener(host: str, port: int, *, backlog: int) -> socket.socket:
+    """A listening TCP socket that other processes may share (inherited, or SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+def hypercorn_config(settings: Settings, listen_fd: int) -> HypercornConfig:
+    config = HypercornConfig()
+    config.bind = [f"fd://{listen_fd}"]
+    config.worker_class = "trio"
+    config.keep_alive_timeout = settings.keep_alive_timeout_s
+    config.graceful_timeout = settings.grace_period_s
+    config.backlog = settings.backlog
+    config.accesslog = None
+    # Through our logging setup, once (Hypercorn would add a handler of its own).
+    config.errorlog = logging.getLogger("hypercorn.error")
+    return config
+
+
+def run_worker(settings: Settings, *, listen_fd: int | None = None, parent_pid: int | None = None) -> int:
+    """Run one worker process until it is told to stop; returns the exit code."""
+    lifecycle.configure_logging(settings.log_level, "worker")
+    worker_id = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+    incarnation = f"{os.getpid()}-{secrets.token_hex(4)}"
+    listener = None
+    if listen_fd is None:
+        listener = open_listener(settings.host, settings.port, backlog=settings.backlog)
+        listen_fd = listener.fileno()
+    signals = lifecycle.prepare_signals(supervised=parent_pid is not None)
+    try:
+        trio.run(_serve, settings, worker_id, incarnation, listen_fd, parent_pid, signals)
+    finally:
+        zmq.Context.instance().term()
+        if listener is not None:
+            listener.close()
+    return 0
+
+
+async def _serve(
+    settings: Settings,
+    worker_id: str,
+    incarnation: str,
+    listen_fd: int,
+    parent_pid: int | None,
+    signals: tuple[int, ...],
+) -> None:
+    counters = RequestCounters()
+    # Each worker gets its own reproducible stream when a seed is set.
+    seed = None if settings.seed is None else f"{settings.seed}:{worker_id}"
+    app: App | None = None
+
+    def on_config(version: int, config: dict[str, object]) -> None:
+        if app is not None:
+            app.set_config(version, config)
+
+    link = CoordinatorLink(
+        settings, worker_id=worker_id, incarnation=incarnation, counters=counters, on_config=on_config
+    )
+    app = App(
+        worker_id=worker_id,
+        models=settings.models,
+        generator=TextGenerator(build_vocabulary(), seed=seed),
+        counters=counters,
+        link=link,
+        max_body_bytes=settings.max_body_bytes,
+        seed=seed,
+    )
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lifecycle.stop_on_signals, stop, signals)
+        if parent_pid is not None:
+            nursery.start_soon(lifecycle.stop_when_orphaned, parent_pid, stop)
+        await nursery.start(link.run)
+        log.info("worker %s serving (incarnation %s)", worker_id, incarnation)
+        await serve(app, hypercorn_config(settings, listen_fd), shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+        link.say_goodbye()
+        nursery.cancel_scope.cancel()
