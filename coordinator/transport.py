@@ -23,7 +23,7 @@ class ZmqChannel:
 
     def __init__(self, sock: zmq.Socket[bytes]) -> None:
         self._sock = sock
-        self._fd = sock.getsockopt(zmq.FD)
+        self._fd = int(sock.getsockopt(zmq.FD))
         self.dropped_sends = 0
 
     def send(self, frames: list[bytes]) -> bool:
@@ -43,7 +43,7 @@ class ZmqChannel:
     async def receive(self) -> list[bytes]:
         """The next multipart message."""
         while True:
-            if self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if int(self._sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 try:
                     return self._sock.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:

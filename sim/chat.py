@@ -71,16 +71,14 @@ def _optional_int(body: Mapping[str, Any], param: str, *, minimum: int, maximum:
     if value < minimum:
         raise ApiError(
             400,
-            f"Invalid '{param}': integer below minimum value. "
-            f"Expected a value >= {minimum}, but got {value} instead.",
+            f"Invalid '{param}': integer below minimum value. Expected a value >= {minimum}, but got {value} instead.",
             param=param,
             code="integer_below_min_value",
         )
     if value > maximum:
         raise ApiError(
             400,
-            f"Invalid '{param}': integer above maximum value. "
-            f"Expected a value <= {maximum}, but got {value} instead.",
+            f"Invalid '{param}': integer above maximum value. Expected a value <= {maximum}, but got {value} instead.",
             param=param,
             code="integer_above_max_value",
         )
@@ -100,8 +98,7 @@ def _check_messages(messages: Any) -> Sequence[Mapping[str, Any]]:
     if not messages:
         raise ApiError(
             400,
-            "Invalid 'messages': empty array. Expected an array with minimum length 1, "
-            "but got an empty array instead.",
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
             param="messages",
             code="empty_array",
         )
@@ -286,7 +283,16 @@ def stream_events(completion: ChatCompletion, *, include_usage: bool) -> list[by
 
     def chunk(index: int, delta: bytes, finish: bytes) -> bytes:
         return b"".join(
-            (prefix, str(index).encode(), b',"delta":', delta, b',"logprobs":null,"finish_reason":', finish, b"}]", tail)
+            (
+                prefix,
+                str(index).encode(),
+                b',"delta":',
+                delta,
+                b',"logprobs":null,"finish_reason":',
+                finish,
+                b"}]",
+                tail,
+            )
         )
 
     events = []

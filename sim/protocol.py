@@ -15,7 +15,7 @@ repeated report does no harm: the coordinator keeps the latest per
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import msgpack
 
@@ -107,7 +107,7 @@ class Goodbye:
     incarnation: str
 
 
-Message = Union[Hello, Welcome, Heartbeat, StatsReport, StatsQuery, StatsReply, ConfigSnapshot, Goodbye]
+Message = Hello | Welcome | Heartbeat | StatsReport | StatsQuery | StatsReply | ConfigSnapshot | Goodbye
 
 _PY_TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
@@ -150,7 +150,7 @@ def decode(frame: bytes) -> Message:
     cls, schema = entry
     if len(values) != len(schema):
         raise ProtocolError(f"{tag}: {len(values)} fields, expected {len(schema)}")
-    for (name, types), value in zip(schema, values):
+    for (name, types), value in zip(schema, values, strict=True):
         if isinstance(value, bool) or not isinstance(value, types):
             raise ProtocolError(f"{tag}.{name}: unexpected {type(value).__name__}")
     message: Message = cls(*values)

@@ -62,36 +62,20 @@ class Settings(BaseModel):
         description="ZeroMQ endpoint the coordinator binds (`coordinator` default "
         "tcp://127.0.0.1:5555; `serve` default: a private ipc:// socket)",
     )
-    coordinator_url: str = Field(
-        "tcp://127.0.0.1:5555", description="ZeroMQ endpoint a `worker` connects to"
-    )
-    worker_id: str | None = Field(
-        None, description="this worker's id (default: HOSTNAME-PID; `serve` uses w0..wN-1)"
-    )
+    coordinator_url: str = Field("tcp://127.0.0.1:5555", description="ZeroMQ endpoint a `worker` connects to")
+    worker_id: str | None = Field(None, description="this worker's id (default: HOSTNAME-PID; `serve` uses w0..wN-1)")
     heartbeat_interval_s: float = Field(1.0, gt=0, le=60, description="heartbeat period, both ways")
     heartbeat_timeout_s: float = Field(
         5.0, gt=0, le=600, description="silence after which a worker (or the coordinator) is dead"
     )
-    stats_interval_s: float = Field(
-        0.2, gt=0, le=10, description="how often a worker reports its cumulative counters"
-    )
-    grace_period_s: float = Field(
-        10.0, ge=0, le=3600, description="how long shutdown lets in-flight requests finish"
-    )
-    keep_alive_timeout_s: float = Field(
-        75.0, gt=0, le=3600, description="idle keep-alive connection timeout"
-    )
+    stats_interval_s: float = Field(0.2, gt=0, le=10, description="how often a worker reports its cumulative counters")
+    grace_period_s: float = Field(10.0, ge=0, le=3600, description="how long shutdown lets in-flight requests finish")
+    keep_alive_timeout_s: float = Field(75.0, gt=0, le=3600, description="idle keep-alive connection timeout")
     backlog: int = Field(1024, ge=1, le=65535, description="listen backlog of the HTTP socket")
-    max_body_bytes: int = Field(
-        16 * 1024 * 1024, ge=1024, description="largest request body accepted (else 413)"
-    )
-    models: tuple[str, ...] = Field(
-        DEFAULT_MODELS, min_length=1, description="model ids listed by GET /v1/models"
-    )
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="largest request body accepted (else 413)")
+    models: tuple[str, ...] = Field(DEFAULT_MODELS, min_length=1, description="model ids listed by GET /v1/models")
     seed: int | None = Field(None, description="seed for generated content (default: random)")
-    log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="log level of every process"
-    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level of every process")
 
     @model_validator(mode="after")
     def _timeout_longer_than_heartbeat(self) -> Settings:
@@ -155,9 +139,7 @@ def load_settings(
         merged.update(_file_layer(config_path))
     merged.update(_env_layer(environ))
     if flags:
-        merged.update(
-            {key: (value, "--" + key.replace("_", "-")) for key, value in flags.items() if value is not None}
-        )
+        merged.update({key: (value, "--" + key.replace("_", "-")) for key, value in flags.items() if value is not None})
     values = {key: value for key, (value, _) in merged.items()}
     try:
         return Settings.model_validate(values)

@@ -56,8 +56,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _flags(arguments: argparse.Namespace) -> dict[str, Any]:
     flags = {name: getattr(arguments, name, None) for name in FIELDS}
-    if flags.get("models") is not None:
-        flags["models"] = tuple(model.strip() for model in flags["models"].split(",") if model.strip())
+    models = flags.get("models")
+    if isinstance(models, str):
+        flags["models"] = tuple(model.strip() for model in models.split(",") if model.strip())
     return flags
 
 

@@ -96,7 +96,11 @@ class Supervisor:
                 return
             child.restarts += 1
             log.warning("%s (pid %d) exited with %s; restarting", child.name, child.process.pid, code)
-            delay = RESTART_DELAY_MIN_S if trio.current_time() - started > HEALTHY_RUN_S else min(delay * 2, RESTART_DELAY_MAX_S)
+            delay = (
+                RESTART_DELAY_MIN_S
+                if trio.current_time() - started > HEALTHY_RUN_S
+                else min(delay * 2, RESTART_DELAY_MAX_S)
+            )
             await trio.sleep(delay)
 
     async def _stop_all(self, children: Sequence[Child], timeout_s: float) -> None:

@@ -89,7 +89,7 @@ class App:
             await _lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = "req_%032x" % self._random.getrandbits(128)
+        request_id = f"req_{self._random.getrandbits(128):032x}"
         method = scope["method"]
         path = scope["path"]
         if path == "/health" or path == "/livez":
@@ -108,7 +108,12 @@ class App:
             reply = Reply(error.status, openai_wire.error_body(error))
         except Exception:  # the app's outermost boundary: log it, answer 500, keep serving
             log.exception("request %s %s failed", method, path)
-            reply = Reply(500, openai_wire.error_body(ApiError(500, "The server had an error while processing your request.", error_type="server_error")))
+            reply = Reply(
+                500,
+                openai_wire.error_body(
+                    ApiError(500, "The server had an error while processing your request.", error_type="server_error")
+                ),
+            )
         # Every API answer is the simulator's own until passthrough exists.
         self._counters.count_response(status=reply.status, mocked=True)
         await _respond(send, reply, request_id, self._worker_header)
@@ -151,7 +156,9 @@ class App:
             return Reply(405, openai_wire.error_body(ApiError(405, f"Method {method} not allowed for /admin/stats")))
         stats = await self._link.query_stats(timeout_s=STATS_TIMEOUT_S)
         if stats is None:
-            error = ApiError(503, "The coordinator did not answer; cluster stats are unavailable.", error_type="server_error")
+            error = ApiError(
+                503, "The coordinator did not answer; cluster stats are unavailable.", error_type="server_error"
+            )
             return Reply(503, openai_wire.error_body(error))
         return Reply(200, orjson.dumps(stats))
 

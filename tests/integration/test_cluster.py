@@ -59,7 +59,10 @@ def test_sigterm_lets_an_inflight_stream_finish_and_exits_zero(fresh_server: Cal
     server = fresh_server("--grace-period-s", "20", workers=1)
     body = {**CHAT, "max_tokens": 30000, "stream": True}
     received: list[bytes] = []
-    with httpx.Client(base_url=server.url, timeout=30) as http, http.stream("POST", "/v1/chat/completions", json=body) as response:
+    with (
+        httpx.Client(base_url=server.url, timeout=30) as http,
+        http.stream("POST", "/v1/chat/completions", json=body) as response,
+    ):
         chunks = response.iter_bytes()
         received.append(next(chunks))
         server.process.signal(signal.SIGTERM)

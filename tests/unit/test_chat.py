@@ -94,7 +94,11 @@ def test_stream_with_include_usage_ends_with_a_usage_chunk() -> None:
         ({"model": "gpt-4o", "messages": MESSAGES, "max_tokens": 0}, "max_tokens", "integer_below_min_value"),
         ({"model": "gpt-4o", "messages": MESSAGES, "max_tokens": "5"}, "max_tokens", "invalid_type"),
         ({"model": "gpt-4o", "messages": MESSAGES, "stream": "yes"}, "stream", "invalid_type"),
-        ({"model": "gpt-4o", "messages": MESSAGES, "stream_options": {"include_usage": True}}, "stream_options", "invalid_value"),
+        (
+            {"model": "gpt-4o", "messages": MESSAGES, "stream_options": {"include_usage": True}},
+            "stream_options",
+            "invalid_value",
+        ),
         ({"model": "gpt-4o", "messages": MESSAGES, "n": 1000}, "n", "integer_above_max_value"),
         ({"model": 4, "messages": MESSAGES}, "model", "invalid_type"),
         ([1, 2], None, None),

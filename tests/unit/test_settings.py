@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from sim.errors import SettingsError
 from sim.settings import DEFAULT_MODELS, load_settings
@@ -45,7 +46,9 @@ def test_models_from_environment_are_comma_separated() -> None:
         ({}, {"log_level": "loud"}, "log_level", "--log-level"),
     ],
 )
-def test_bad_value_names_setting_and_source(environ: dict[str, str], flags: dict[str, str], setting: str, source: str) -> None:
+def test_bad_value_names_setting_and_source(
+    environ: dict[str, str], flags: dict[str, str], setting: str, source: str
+) -> None:
     with pytest.raises(SettingsError) as raised:
         load_settings(environ=environ, flags=flags)
     assert raised.value.setting == setting
@@ -76,5 +79,5 @@ def test_missing_config_file_is_a_settings_error(tmp_path: Path) -> None:
 
 def test_settings_are_frozen() -> None:
     settings = load_settings(environ={})
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         settings.port = 1  # type: ignore[misc]

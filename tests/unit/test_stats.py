@@ -77,10 +77,17 @@ def test_goodbye_marks_stopped_and_keeps_counts() -> None:
 
 
 def test_garbage_counter_values_are_ignored() -> None:
-    assert sum_counters([{"total_requests": "many", "rule_hits": {"r": True}}, {"total_requests": 2}])["total_requests"] == 2
+    assert (
+        sum_counters([{"total_requests": "many", "rule_hits": {"r": True}}, {"total_requests": 2}])["total_requests"]
+        == 2
+    )
 
 
-@given(st.lists(st.tuples(st.sampled_from(["w0", "w1", "w2"]), st.sampled_from(["a", "b"]), st.integers(0, 50)), max_size=60))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["w0", "w1", "w2"]), st.sampled_from(["a", "b"]), st.integers(0, 50)), max_size=60
+    )
+)
 def test_any_order_of_reports_sums_the_latest_of_each_incarnation(reports: list[tuple[str, str, int]]) -> None:
     stats = ClusterStats(started_s=0)
     latest: dict[tuple[str, str], tuple[int, int]] = {}

@@ -29,14 +29,34 @@ def test_offline_encodings_match_known_token_ids() -> None:
 
 
 def test_chat_prompt_counts_like_openai_cookbook() -> None:
-    # OpenAI's cookbook example: these messages are 129 prompt tokens for gpt-4 (and gpt-4o).
+    # OpenAI's cookbook example: 129 prompt tokens for gpt-4, 124 for gpt-4o, as the API reports.
     messages = [
-        {"role": "system", "content": "You are a helpful, pattern-following assistant that translates corporate jargon into plain English."},
+        {
+            "role": "system",
+            "content": "You are a helpful, pattern-following assistant that translates corporate jargon "
+            "into plain English.",
+        },
         {"role": "system", "name": "example_user", "content": "New synergies will help drive top-line growth."},
-        {"role": "system", "name": "example_assistant", "content": "Things working well together will increase revenue."},
-        {"role": "system", "name": "example_user", "content": "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage."},
-        {"role": "system", "name": "example_assistant", "content": "Let's talk later when we're less busy about how to do better."},
-        {"role": "user", "content": "This late pivot means we don't have time to boil the ocean for the client deliverable."},
+        {
+            "role": "system",
+            "name": "example_assistant",
+            "content": "Things working well together will increase revenue.",
+        },
+        {
+            "role": "system",
+            "name": "example_user",
+            "content": "Let's circle back when we have more bandwidth to touch base on opportunities "
+            "for increased leverage.",
+        },
+        {
+            "role": "system",
+            "name": "example_assistant",
+            "content": "Let's talk later when we're less busy about how to do better.",
+        },
+        {
+            "role": "user",
+            "content": "This late pivot means we don't have time to boil the ocean for the client deliverable.",
+        },
     ]
     assert count_chat_prompt(encoding_for_model("gpt-4"), messages) == 129
     assert count_chat_prompt(encoding_for_model("gpt-4o"), messages) == 124
@@ -47,5 +67,8 @@ def test_content_parts_and_tool_calls_are_counted() -> None:
     as_text = count_chat_prompt(encoding, [{"role": "user", "content": "hello world"}])
     as_parts = count_chat_prompt(encoding, [{"role": "user", "content": [{"type": "text", "text": "hello world"}]}])
     assert as_parts == as_text
-    call = {"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}
+    call = {
+        "role": "assistant",
+        "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+    }
     assert count_chat_prompt(encoding, [call]) > count_chat_prompt(encoding, [{"role": "assistant"}])
