@@ -81,3 +81,9 @@ def test_settings_are_frozen() -> None:
     settings = load_settings(environ={})
     with pytest.raises(ValidationError):
         settings.port = 1  # type: ignore[misc]
+
+
+def test_shipped_example_config_is_the_defaults() -> None:
+    example = Path(__file__).parents[2] / "configs" / "understudy.yaml"
+    from_file = load_settings(environ={}, config_path=str(example))
+    assert from_file == load_settings(environ={})
