@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -205,6 +206,7 @@ class ChatCompletion:
         }
 
 
+@lru_cache(maxsize=4096)
 def system_fingerprint(model: str) -> str:
     """A stable fingerprint per model, as the API reports one per backend build."""
     return "fp_" + hashlib.sha1(model.encode()).hexdigest()[:10]

@@ -11,6 +11,7 @@ sends about one token per chunk. Tests check the count against tiktoken.
 
 from __future__ import annotations
 
+import base64
 import math
 import random
 from collections.abc import Sequence
@@ -28,6 +29,8 @@ NATURAL_MEDIAN_TOKENS = 120
 NATURAL_SIGMA = 0.6
 NATURAL_MIN_TOKENS = 8
 NATURAL_MAX_TOKENS = 1024
+# Random sentences written once per process; replies are slices of it.
+TAPE_TOKENS = 1 << 18
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +64,31 @@ def build_vocabulary(words: Sequence[str] | None = None) -> Vocabulary:
 
 
 class TextGenerator:
-    """Makes assistant replies of an exact token length; holds its own random stream."""
+    """Makes assistant replies of an exact token length; holds its own random stream.
 
-    def __init__(self, vocabulary: Vocabulary, *, seed: int | str | None = None) -> None:
-        self._vocabulary = vocabulary
+    At start-up it writes a long tape of random sentences; a reply is a slice of
+    the tape that begins at a sentence start, so each request costs one slice
+    instead of a random draw per token.
+    """
+
+    def __init__(
+        self, vocabulary: Vocabulary, *, seed: int | str | None = None, tape_tokens: int = TAPE_TOKENS
+    ) -> None:
         self._random = random.Random(seed)
-        self._size = len(vocabulary.lower)
+        self._lower = tuple(" " + word for word in vocabulary.lower)
+        self._tape, self._starts = self._write_tape(vocabulary, tape_tokens)
+
+    def _write_tape(self, vocabulary: Vocabulary, tokens: int) -> tuple[list[str], list[int]]:
+        rand = self._random
+        capital = tuple(" " + word for word in vocabulary.capital)
+        tape: list[str] = []
+        starts: list[int] = []
+        while len(tape) < tokens:
+            starts.append(len(tape))
+            tape.append(rand.choice(capital))
+            tape.extend(rand.choices(self._lower, k=rand.randint(SENTENCE_WORDS_MIN, SENTENCE_WORDS_MAX) - 1))
+            tape.append(".")
+        return tape, starts
 
     def natural_length(self) -> int:
         """A realistic reply length in tokens, for requests that set no limit."""
@@ -80,45 +102,27 @@ class TextGenerator:
         last sentence may be cut anywhere, as a reply cut by a token limit is.
         """
         if not complete or tokens < 2:
-            return self._pieces(tokens)
-        out = self._pieces(tokens - 1)
+            return self._slice(tokens)
+        out = self._slice(tokens - 1)
         if out[-1] == ".":  # extend the last sentence by a word instead of an empty one
-            out[-1] = " " + self._vocabulary.lower[int(self._random.random() * self._size)]
+            out[-1] = self._random.choice(self._lower)
         out.append(".")
         return out
 
-    def _pieces(self, tokens: int) -> list[str]:
-        rand = self._random
-        lower = self._vocabulary.lower
-        capital = self._vocabulary.capital
-        indexes = [int(rand.random() * self._size) for _ in range(tokens)]
+    def _slice(self, tokens: int) -> list[str]:
+        tape, starts, rand = self._tape, self._starts, self._random
         out: list[str] = []
-        append = out.append
-        position = 0
-        first = True
-        while position < tokens:
-            words = rand.randint(SENTENCE_WORDS_MIN, SENTENCE_WORDS_MAX)
-            start = capital[indexes[position]]
-            append(start if first else " " + start)
-            first = False
-            position += 1
-            end = min(tokens, position + words - 1)
-            for index in indexes[position:end]:
-                append(" " + lower[index])
-            position = end
-            if position < tokens:
-                append(".")
-                position += 1
+        while len(out) < tokens:
+            start = starts[int(rand.random() * len(starts))]
+            out += tape[start : start + tokens - len(out)]
+        if out:
+            out[0] = out[0][1:]  # the reply's first word has no leading space
         return out
 
     def token_id(self) -> str:
-        """A fresh base62 identifier of 24 characters, like the provider's ids."""
-        value = self._random.getrandbits(143)
-        chars = []
-        for _ in range(24):
-            value, digit = divmod(value, 62)
-            chars.append(_BASE62[digit])
-        return "".join(chars)
+        """A fresh 24-character alphanumeric identifier, like the provider's ids."""
+        return base64.b64encode(self._random.randbytes(18)).translate(_ALPHANUMERIC).decode()
 
 
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# base64 without its two symbols: ids stay alphanumeric, as the provider's are.
+_ALPHANUMERIC = bytes.maketrans(b"+/", b"xQ")

@@ -21,7 +21,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ TOKENS_PER_NAME = 1
 REPLY_PRIMING_TOKENS = 3
 
 
+@lru_cache(maxsize=4096)  # per request otherwise; model names are few
 def encoding_name_for_model(model: str) -> str:
     """The tiktoken encoding OpenAI uses for ``model`` (fine-tune prefixes included)."""
     name = model.removeprefix("ft:").lower()

@@ -2,8 +2,8 @@
 
 Run from the repository root (needs ``wrk`` on PATH)::
 
-    python tests/bench_chat.py [--duration 5] [--connections 16] [--max-tokens 64]
-                               [--workers 1,2] [--modes json,stream]
+    python tests/bench_chat.py [--duration 5] [--warmup 1] [--connections 16]
+                               [--max-tokens 64] [--workers 1,2] [--modes json,stream]
 
 For each worker count and mode (``json``: one JSON body; ``stream``: SSE) it
 starts ``understudy serve``, records the exact bytes of one reply, loads it with
@@ -68,8 +68,8 @@ class Row:
 
 
 def request_body(mode: str, max_tokens: int) -> bytes:
-    body: dict[str, object] = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Say hello"}]}
-    body["max_tokens"] = max_tokens
+    messages = [{"role": "user", "content": "Say hello"}]
+    body: dict[str, object] = {"model": "gpt-4o", "messages": messages, "max_tokens": max_tokens}
     if mode == "stream":
         body["stream"] = True
     return json.dumps(body, separators=(",", ":")).encode()
