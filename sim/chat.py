@@ -63,6 +63,10 @@ def _invalid_type(param: str, expected: str, value: Any) -> ApiError:
     )
 
 
+def _missing(param: str) -> ApiError:
+    return ApiError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+
+
 def _optional_int(body: Mapping[str, Any], param: str, *, minimum: int, maximum: int) -> int | None:
     value = body.get(param)
     if value is None:
@@ -88,12 +92,7 @@ def _optional_int(body: Mapping[str, Any], param: str, *, minimum: int, maximum:
 
 def _check_messages(messages: Any) -> Sequence[Mapping[str, Any]]:
     if messages is None:
-        raise ApiError(
-            400,
-            "Missing required parameter: 'messages'.",
-            param="messages",
-            code="missing_required_parameter",
-        )
+        raise _missing("messages")
     if not isinstance(messages, list):
         raise _invalid_type("messages", "an array", messages)
     if not messages:
@@ -108,12 +107,7 @@ def _check_messages(messages: Any) -> Sequence[Mapping[str, Any]]:
             raise _invalid_type(f"messages[{index}]", "an object", message)
         role = message.get("role")
         if role is None:
-            raise ApiError(
-                400,
-                f"Missing required parameter: 'messages[{index}].role'.",
-                param=f"messages[{index}].role",
-                code="missing_required_parameter",
-            )
+            raise _missing(f"messages[{index}].role")
         if role not in ROLES:
             supported = ", ".join(f"'{r}'" for r in ROLES[:-1]) + f", and '{ROLES[-1]}'"
             raise ApiError(

@@ -98,7 +98,7 @@ def start_role(tmp_path: Path, *argv: str) -> Process:
 
 
 def test_roles_started_alone_form_one_cluster(tmp_path: Path) -> None:
-    endpoint = f"ipc://{tmp_path}/coordinator"
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
     coordinator = start_role(tmp_path, "coordinator", "--bind", endpoint)
     ports = {"alpha": free_port(), "beta": free_port()}
     workers = {
