@@ -70,23 +70,23 @@ class Coordinator:
     def _send(self, route: bytes, message: protocol.Message) -> None:
         self._channel.send([route, protocol.encode(message)])
 
-    def _meet(self, route: bytes, worker_id: str, incarnation: str, now_s: float, pid: int = 0, host: str = "") -> None:
+    def _meet(self, route: bytes, worker_id: str, incarnation: str, now_s: float, pid: int = 0, host: str = "") -> bool:
+        """Note a message from a worker; welcome it if it is new to us (True then)."""
         self._routes[worker_id] = route
-        if self.stats.seen(worker_id, incarnation, now_s=now_s, pid=pid, host=host):
+        fresh = self.stats.seen(worker_id, incarnation, now_s=now_s, pid=pid, host=host)
+        if fresh:
             log.info("worker %s joined (incarnation %s, pid %s)", worker_id, incarnation, pid)
             self._welcome(route, worker_id, incarnation, now_s)
+        return fresh
 
     def _welcome(self, route: bytes, worker_id: str, incarnation: str, now_s: float) -> None:
         elapsed = now_s - self.stats.started_s
         self._send(route, protocol.Welcome(worker_id, incarnation, elapsed, self.config_version, self.config))
 
     def _on_hello(self, route: bytes, message: protocol.Hello, now_s: float) -> None:
-        self._routes[message.worker_id] = route
-        fresh = self.stats.seen(message.worker_id, message.incarnation, now_s=now_s, pid=message.pid, host=message.host)
-        if fresh:
-            log.info("worker %s joined (incarnation %s, pid %s)", message.worker_id, message.incarnation, message.pid)
         # A hello is always answered: the worker may have missed the first welcome.
-        self._welcome(route, message.worker_id, message.incarnation, now_s)
+        if not self._meet(route, message.worker_id, message.incarnation, now_s, message.pid, message.host):
+            self._welcome(route, message.worker_id, message.incarnation, now_s)
 
     def _on_heartbeat(self, route: bytes, message: protocol.Heartbeat, now_s: float) -> None:
         self._meet(route, message.sender, message.incarnation, now_s)

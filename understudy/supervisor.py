@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trio
 
@@ -47,8 +47,7 @@ class Child:
     name: str
     argv: list[str]
     process: trio.Process | None = None
-    restarts: int = 0
-    stopping: bool = field(default=False)
+    stopping: bool = False
 
 
 class Supervisor:
@@ -94,7 +93,6 @@ class Supervisor:
             code = await child.process.wait()
             if child.stopping or self._stop.is_set():
                 return
-            child.restarts += 1
             log.warning("%s (pid %d) exited with %s; restarting", child.name, child.process.pid, code)
             delay = (
                 RESTART_DELAY_MIN_S
