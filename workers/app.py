@@ -105,14 +105,11 @@ class App:
         try:
             reply = await self._api(scope, receive, method, path)
         except ApiError as error:
-            reply = Reply(error.status, openai_wire.error_body(error))
+            reply = _error_reply(error)
         except Exception:  # the app's outermost boundary: log it, answer 500, keep serving
             log.exception("request %s %s failed", method, path)
-            reply = Reply(
-                500,
-                openai_wire.error_body(
-                    ApiError(500, "The server had an error while processing your request.", error_type="server_error")
-                ),
+            reply = _error_reply(
+                ApiError(500, "The server had an error while processing your request.", error_type="server_error")
             )
         # Every API answer is the simulator's own until passthrough exists.
         self._counters.count_response(status=reply.status, mocked=True)
@@ -153,14 +150,20 @@ class App:
 
     async def _admin_stats(self, method: str) -> Reply:
         if method != "GET":
-            return Reply(405, openai_wire.error_body(ApiError(405, f"Method {method} not allowed for /admin/stats")))
+            return _error_reply(ApiError(405, f"Method {method} not allowed for /admin/stats"))
         stats = await self._link.query_stats(timeout_s=STATS_TIMEOUT_S)
         if stats is None:
-            error = ApiError(
-                503, "The coordinator did not answer; cluster stats are unavailable.", error_type="server_error"
+            return _error_reply(
+                ApiError(
+                    503, "The coordinator did not answer; cluster stats are unavailable.", error_type="server_error"
+                )
             )
-            return Reply(503, openai_wire.error_body(error))
         return Reply(200, orjson.dumps(stats))
+
+
+def _error_reply(error: ApiError) -> Reply:
+    """An error in OpenAI's shape, with the status the error implies."""
+    return Reply(error.status, openai_wire.error_body(error))
 
 
 def _not_ready() -> Reply:
