@@ -29,8 +29,11 @@ NATURAL_MEDIAN_TOKENS = 120
 NATURAL_SIGMA = 0.6
 NATURAL_MIN_TOKENS = 8
 NATURAL_MAX_TOKENS = 1024
-# Random sentences written once per process; replies are slices of it.
+# Random sentences written once per process; replies are slices of it. The
+# tape is the same in every process (fixed seed), so a request that carries a
+# ``seed`` gets the same reply from any worker.
 TAPE_TOKENS = 1 << 18
+TAPE_SEED = 20240513
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +71,8 @@ class TextGenerator:
 
     At start-up it writes a long tape of random sentences; a reply is a slice of
     the tape that begins at a sentence start, so each request costs one slice
-    instead of a random draw per token.
+    instead of a random draw per token. Draws use the generator's own random
+    stream unless a request brings its own (``rand``), as a seeded request does.
     """
 
     def __init__(
@@ -76,10 +80,14 @@ class TextGenerator:
     ) -> None:
         self._random = random.Random(seed)
         self._lower = tuple(" " + word for word in vocabulary.lower)
-        self._tape, self._starts = self._write_tape(vocabulary, tape_tokens)
+        self._tape, self._starts = self._write_tape(vocabulary, tape_tokens, random.Random(TAPE_SEED))
 
-    def _write_tape(self, vocabulary: Vocabulary, tokens: int) -> tuple[list[str], list[int]]:
-        rand = self._random
+    @property
+    def rng(self) -> random.Random:
+        """The generator's own random stream, for draws that need no seed."""
+        return self._random
+
+    def _write_tape(self, vocabulary: Vocabulary, tokens: int, rand: random.Random) -> tuple[list[str], list[int]]:
         capital = tuple(" " + word for word in vocabulary.capital)
         tape: list[str] = []
         starts: list[int] = []
@@ -90,27 +98,28 @@ class TextGenerator:
             tape.append(".")
         return tape, starts
 
-    def natural_length(self) -> int:
+    def natural_length(self, rand: random.Random | None = None) -> int:
         """A realistic reply length in tokens, for requests that set no limit."""
-        draw = self._random.lognormvariate(math.log(NATURAL_MEDIAN_TOKENS), NATURAL_SIGMA)
+        draw = (rand or self._random).lognormvariate(math.log(NATURAL_MEDIAN_TOKENS), NATURAL_SIGMA)
         return max(NATURAL_MIN_TOKENS, min(NATURAL_MAX_TOKENS, round(draw)))
 
-    def pieces(self, tokens: int, *, complete: bool = False) -> list[str]:
+    def pieces(self, tokens: int, *, complete: bool = False, rand: random.Random | None = None) -> list[str]:
         """``tokens`` one-token pieces forming sentences.
 
         A ``complete`` reply ends with a full stop (a natural end); otherwise the
         last sentence may be cut anywhere, as a reply cut by a token limit is.
         """
+        rand = rand or self._random
         if not complete or tokens < 2:
-            return self._slice(tokens)
-        out = self._slice(tokens - 1)
+            return self._slice(tokens, rand)
+        out = self._slice(tokens - 1, rand)
         if out[-1] == ".":  # extend the last sentence by a word instead of an empty one
-            out[-1] = self._random.choice(self._lower)
+            out[-1] = rand.choice(self._lower)
         out.append(".")
         return out
 
-    def _slice(self, tokens: int) -> list[str]:
-        tape, starts, rand = self._tape, self._starts, self._random
+    def _slice(self, tokens: int, rand: random.Random) -> list[str]:
+        tape, starts = self._tape, self._starts
         out: list[str] = []
         while len(out) < tokens:
             start = starts[int(rand.random() * len(starts))]
@@ -119,9 +128,9 @@ class TextGenerator:
             out[0] = out[0][1:]  # the reply's first word has no leading space
         return out
 
-    def token_id(self) -> str:
+    def token_id(self, rand: random.Random | None = None) -> str:
         """A fresh 24-character alphanumeric identifier, like the provider's ids."""
-        return base64.b64encode(self._random.randbytes(18)).translate(_ALPHANUMERIC).decode()
+        return base64.b64encode((rand or self._random).randbytes(18)).translate(_ALPHANUMERIC).decode()
 
 
 # base64 without its two symbols: ids stay alphanumeric, as the provider's are.
