@@ -1,176 +1,46 @@
-"""OpenAI chat completions: the request read from the wire, the answer as bytes.
+"""OpenAI chat completions: the answer to a parsed request, as bytes.
 
-Parsing follows the API's own validation messages (type, param and code), so a
-client sees the error it would see from OpenAI. Answers are synthesised as the
-JSON body of a non-streaming response, or as the list of SSE events of a
-streaming one; the worker only writes them out.
+An answer is synthesised once (:func:`synthesize`: which choices call tools, what
+text the others say, exact token counts) and rendered either as the JSON body of
+a non-streaming response or as the SSE events of a streaming one; the worker
+only writes them out. Requests are parsed in :mod:`sim.chat_request`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import orjson
 
-from sim.content import TextGenerator
+from sim.chat_request import ChatRequest, last_user_text
 from sim.errors import ApiError
-from sim.tokens import count_chat_prompt, encoding_for_model
+from sim.logprobs import token_logprobs
+from sim.replies import ReplyText, ReplyWriter, request_random, tokenized
+from sim.schema_values import SchemaError, value_for
+from sim.tokens import count_chat_prompt, count_text, count_tools, encoding_for_model
+from sim.tools import ToolCall, choose_calls
 
-ROLES = ("system", "assistant", "user", "function", "tool", "developer")
-MAX_CHOICES = 128
-MAX_OUTPUT_TOKENS = 131_072
 DONE_EVENT = b"data: [DONE]\n\n"
-
-
-@dataclass(frozen=True, slots=True)
-class ChatRequest:
-    """What the simulator needs from a chat completion request."""
-
-    model: str
-    messages: Sequence[Mapping[str, Any]]
-    stream: bool
-    include_usage: bool
-    max_tokens: int | None
-    n: int
-
-
-def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a decimal"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return "null"
-
-
-def _invalid_type(param: str, expected: str, value: Any) -> ApiError:
-    return ApiError(
-        400,
-        f"Invalid type for '{param}': expected {expected}, but got {_type_name(value)} instead.",
-        param=param,
-        code="invalid_type",
-    )
-
-
-def _missing(param: str) -> ApiError:
-    return ApiError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
-
-
-def _optional_int(body: Mapping[str, Any], param: str, *, minimum: int, maximum: int) -> int | None:
-    value = body.get(param)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _invalid_type(param, "an integer", value)
-    if value < minimum:
-        raise ApiError(
-            400,
-            f"Invalid '{param}': integer below minimum value. Expected a value >= {minimum}, but got {value} instead.",
-            param=param,
-            code="integer_below_min_value",
-        )
-    if value > maximum:
-        raise ApiError(
-            400,
-            f"Invalid '{param}': integer above maximum value. Expected a value <= {maximum}, but got {value} instead.",
-            param=param,
-            code="integer_above_max_value",
-        )
-    return value
-
-
-def _check_messages(messages: Any) -> Sequence[Mapping[str, Any]]:
-    if messages is None:
-        raise _missing("messages")
-    if not isinstance(messages, list):
-        raise _invalid_type("messages", "an array", messages)
-    if not messages:
-        raise ApiError(
-            400,
-            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
-            param="messages",
-            code="empty_array",
-        )
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise _invalid_type(f"messages[{index}]", "an object", message)
-        role = message.get("role")
-        if role is None:
-            raise _missing(f"messages[{index}].role")
-        if role not in ROLES:
-            supported = ", ".join(f"'{r}'" for r in ROLES[:-1]) + f", and '{ROLES[-1]}'"
-            raise ApiError(
-                400,
-                f"Invalid value: {orjson.dumps(role).decode()}. Supported values are: {supported}.",
-                param=f"messages[{index}].role",
-                code="invalid_value",
-            )
-    return messages
-
-
-def parse_chat_request(body: Any) -> ChatRequest:
-    """Validate a decoded JSON body; raise :class:`ApiError` as OpenAI would."""
-    if not isinstance(body, dict):
-        raise ApiError(
-            400,
-            "Invalid request body: expected a JSON object.",
-            param=None,
-        )
-    model = body.get("model")
-    if model is None or model == "":
-        raise ApiError(400, "you must provide a model parameter")
-    if not isinstance(model, str):
-        raise _invalid_type("model", "a string", model)
-    messages = _check_messages(body.get("messages"))
-    stream = body.get("stream", False)
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise _invalid_type("stream", "a boolean", stream)
-    options = body.get("stream_options")
-    include_usage = False
-    if options is not None:
-        if not isinstance(options, dict):
-            raise _invalid_type("stream_options", "an object", options)
-        if not stream:
-            raise ApiError(
-                400,
-                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                param="stream_options",
-                code="invalid_value",
-            )
-        include_usage = options.get("include_usage") is True
-    limits = {
-        param: _optional_int(body, param, minimum=1, maximum=MAX_OUTPUT_TOKENS)
-        for param in ("max_completion_tokens", "max_tokens")
-    }
-    max_tokens = limits["max_completion_tokens"] or limits["max_tokens"]
-    n = _optional_int(body, "n", minimum=1, maximum=MAX_CHOICES) or 1
-    return ChatRequest(
-        model=model,
-        messages=messages,
-        stream=stream,
-        include_usage=include_usage,
-        max_tokens=max_tokens,
-        n=n,
-    )
+# Tokens a tool call costs beyond its name and arguments (the call's framing).
+TOOL_CALL_OVERHEAD_TOKENS = 4
 
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    pieces: list[str]
+    """One choice: text (``reply``) or tool calls, and why it ended."""
+
+    reply: ReplyText | None
     finish_reason: str
+    calls: tuple[ToolCall, ...] = ()
+    call_ids: tuple[str, ...] = ()
+    logprobs: list[dict[str, Any]] | None = None
+
+    @property
+    def pieces(self) -> tuple[str, ...]:
+        return self.reply.pieces if self.reply else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,26 +76,77 @@ def system_fingerprint(model: str) -> str:
     return "fp_" + hashlib.sha1(model.encode()).hexdigest()[:10]
 
 
-def synthesize(request: ChatRequest, generator: TextGenerator, *, created_s: int) -> ChatCompletion:
-    """Decide the answer: lengths, text and exact token counts."""
+def structured_value(schema: Any, rand: Any, *, param: str) -> Any:
+    """A value for a client's JSON schema; a schema nothing can satisfy is the client's 400."""
+    try:
+        return value_for(schema, rand)
+    except SchemaError as error:
+        raise ApiError(400, f"Invalid schema for {param}: {error}", param=param, code="invalid_json_schema") from error
+
+
+def synthesize(request: ChatRequest, writer: ReplyWriter, *, created_s: int) -> ChatCompletion:
+    """Decide the answer: tool calls or text for each choice, and exact token counts."""
+    rand = request_random(request.body or {}, writer.generator.rng)
+    encoding = encoding_for_model(request.model)
+    prompt = last_user_text(request.messages)
     choices = []
     completion_tokens = 0
     for _ in range(request.n):
-        if request.max_tokens is not None:
-            length, finish = request.max_tokens, "length"
+        calls = choose_calls(request.tools, after_tool_result=request.after_tool_result, rand=rand)
+        if calls:
+            ids = tuple("call_" + writer.generator.token_id(rand) for _ in calls)
+            choices.append(Choice(None, "tool_calls", tuple(calls), ids))
+            completion_tokens += sum(
+                count_text(encoding, call.name) + count_text(encoding, call.arguments) + TOOL_CALL_OVERHEAD_TOKENS
+                for call in calls
+            )
+            continue
+        if request.json_schema is not None:
+            value = structured_value(request.json_schema, rand, param="response_format")
+            reply = tokenized(orjson.dumps(value).decode(), model=request.model, max_tokens=request.max_tokens)
         else:
-            length, finish = generator.natural_length(), "stop"
-        choices.append(Choice(generator.pieces(length, complete=finish == "stop"), finish))
-        completion_tokens += length
-    encoding = encoding_for_model(request.model)
+            reply = writer.write(
+                model=request.model, prompt=prompt, max_tokens=request.max_tokens, stop=request.stop, rand=rand
+            )
+        logprobs = None
+        if request.logprobs:
+            logprobs = token_logprobs(
+                reply.pieces, top=request.top_logprobs, alternatives=writer.generator.words, rand=rand
+            )
+        choices.append(Choice(reply, reply.finish, logprobs=logprobs))
+        completion_tokens += reply.tokens
+    functions = [
+        tool["function"]
+        for tool in request.raw_tools
+        if isinstance(tool, dict) and tool.get("type") == "function" and isinstance(tool.get("function"), dict)
+    ]
     return ChatCompletion(
-        id="chatcmpl-" + generator.token_id(),
+        id="chatcmpl-" + writer.generator.token_id(),
         created=created_s,
         model=request.model,
         choices=tuple(choices),
-        prompt_tokens=count_chat_prompt(encoding, request.messages),
+        prompt_tokens=count_chat_prompt(encoding, request.messages) + count_tools(encoding, functions),
         completion_tokens=completion_tokens,
     )
+
+
+def _tool_calls(choice: Choice) -> list[dict[str, Any]]:
+    return [
+        {"id": call_id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+        for call, call_id in zip(choice.calls, choice.call_ids, strict=True)
+    ]
+
+
+def _message(choice: Choice) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": choice.reply.text if choice.reply else None,
+        "refusal": None,
+        "annotations": [],
+    }
+    if choice.calls:
+        message["tool_calls"] = _tool_calls(choice)
+    return message
 
 
 def completion_body(completion: ChatCompletion) -> bytes:
@@ -239,13 +160,8 @@ def completion_body(completion: ChatCompletion) -> bytes:
             "choices": [
                 {
                     "index": index,
-                    "message": {
-                        "role": "assistant",
-                        "content": "".join(choice.pieces),
-                        "refusal": None,
-                        "annotations": [],
-                    },
-                    "logprobs": None,
+                    "message": _message(choice),
+                    "logprobs": None if choice.logprobs is None else {"content": choice.logprobs, "refusal": None},
                     "finish_reason": choice.finish_reason,
                 }
                 for index, choice in enumerate(completion.choices)
@@ -255,6 +171,29 @@ def completion_body(completion: ChatCompletion) -> bytes:
             "system_fingerprint": system_fingerprint(completion.model),
         }
     )
+
+
+def _call_deltas(choice: Choice) -> list[bytes]:
+    """A choice's tool calls as deltas: id, type and name in a call's first delta only,
+    then its arguments over several deltas, each tagged with the call's index."""
+    deltas = []
+    for position, (call, call_id) in enumerate(zip(choice.calls, choice.call_ids, strict=True)):
+        opening: dict[str, Any] = {
+            "tool_calls": [
+                {
+                    "index": position,
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": ""},
+                }
+            ]
+        }
+        if position == 0:
+            opening = {"role": "assistant", "content": None, "refusal": None, **opening}
+        deltas.append(orjson.dumps(opening))
+        for part in call.argument_chunks():
+            deltas.append(orjson.dumps({"tool_calls": [{"index": position, "function": {"arguments": part}}]}))
+    return deltas
 
 
 def stream_events(completion: ChatCompletion, *, include_usage: bool) -> list[bytes]:
@@ -277,30 +216,34 @@ def stream_events(completion: ChatCompletion, *, include_usage: bool) -> list[by
     tail = b',"usage":null}\n\n' if include_usage else b"}\n\n"
     prefix = b"data: " + head + b',"choices":[{"index":'
 
-    def chunk(index: int, delta: bytes, finish: bytes) -> bytes:
-        return b"".join(
-            (
-                prefix,
-                str(index).encode(),
-                b',"delta":',
-                delta,
-                b',"logprobs":null,"finish_reason":',
-                finish,
-                b"}]",
-                tail,
-            )
-        )
+    def chunk(index: int, delta: bytes, finish: bytes, logprobs: bytes = b"null") -> bytes:
+        parts = (prefix, str(index).encode(), b',"delta":', delta, b',"logprobs":', logprobs)
+        return b"".join((*parts, b',"finish_reason":', finish, b"}]", tail))
 
     events = []
     opening = b'{"role":"assistant","content":"","refusal":null}'
-    for index in range(len(completion.choices)):
+    streams: list[list[tuple[bytes, bytes]]] = []
+    for index, choice in enumerate(completion.choices):
+        if choice.calls:
+            streams.append([(delta, b"null") for delta in _call_deltas(choice)])
+            continue
         events.append(chunk(index, opening, b"null"))
-    longest = max(len(choice.pieces) for choice in completion.choices)
+        logprobs = choice.logprobs or []
+        streams.append(
+            [
+                (
+                    b'{"content":' + orjson.dumps(piece) + b"}",
+                    orjson.dumps({"content": [logprobs[i]], "refusal": None}) if logprobs else b"null",
+                )
+                for i, piece in enumerate(choice.pieces)
+            ]
+        )
+    longest = max(len(stream) for stream in streams)
     for position in range(longest):
-        for index, choice in enumerate(completion.choices):
-            if position < len(choice.pieces):
-                delta = b'{"content":' + orjson.dumps(choice.pieces[position]) + b"}"
-                events.append(chunk(index, delta, b"null"))
+        for index, stream in enumerate(streams):
+            if position < len(stream):
+                delta, logprobs_bytes = stream[position]
+                events.append(chunk(index, delta, b"null", logprobs_bytes))
     for index, choice in enumerate(completion.choices):
         events.append(chunk(index, b"{}", b'"' + choice.finish_reason.encode() + b'"'))
     if include_usage:

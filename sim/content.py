@@ -83,6 +83,11 @@ class TextGenerator:
         self._tape, self._starts = self._write_tape(vocabulary, tape_tokens, random.Random(TAPE_SEED))
 
     @property
+    def words(self) -> tuple[str, ...]:
+        """The one-token words replies are made of (each with its leading space)."""
+        return self._lower
+
+    @property
     def rng(self) -> random.Random:
         """The generator's own random stream, for draws that need no seed."""
         return self._random

@@ -12,13 +12,14 @@ The environment is passed in as a mapping, never read from ``os.environ`` here.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sim.errors import SettingsError
 
@@ -36,12 +37,39 @@ DEFAULT_MODELS: tuple[str, ...] = (
     "gpt-4-turbo",
     "gpt-4",
     "gpt-3.5-turbo",
+    "text-embedding-3-small",
+    "text-embedding-3-large",
+    "text-embedding-ada-002",
+    "dall-e-3",
+    "gpt-image-1",
+    "claude-opus-4-1",
+    "claude-sonnet-4-5",
+    "claude-haiku-4-5",
+    "claude-3-5-haiku-latest",
 )
+ContentMode = Literal["generated", "echo", "fixed", "canned"]
+DEFAULT_FIXED_TEXT = "This is a mocked response from understudy."
 
 ENV_PREFIX = "UNDERSTUDY_"
 # The Bifrost mock server's names, read so understudy can replace it unchanged.
 # UNDERSTUDY_* wins over these when both are set.
 MOCKER_ENV = {"MOCKER_HOST": "host", "MOCKER_PORT": "port"}
+
+
+class ModelContent(BaseModel):
+    """How replies are written for one model (an entry of ``content_by_model``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: ContentMode = "generated"
+    text: str = DEFAULT_FIXED_TEXT
+    responses: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _canned_needs_responses(self) -> ModelContent:
+        if self.mode == "canned" and not self.responses:
+            raise ValueError("responses: must list at least one response when mode is canned")
+        return self
 
 
 class Settings(BaseModel):
@@ -72,15 +100,41 @@ class Settings(BaseModel):
     grace_period_s: float = Field(10.0, ge=0, le=3600, description="how long shutdown lets in-flight requests finish")
     keep_alive_timeout_s: float = Field(75.0, gt=0, le=3600, description="idle keep-alive connection timeout")
     backlog: int = Field(1024, ge=1, le=65535, description="listen backlog of the HTTP socket")
-    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="largest request body accepted (else 413)")
+    max_body_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="largest request body accepted (else 413)")
     models: tuple[str, ...] = Field(DEFAULT_MODELS, min_length=1, description="model ids listed by GET /v1/models")
+    content_mode: ContentMode = Field(
+        "generated", description="reply text: generated, echo (last user message), fixed (content_text), canned"
+    )
+    content_text: str = Field(DEFAULT_FIXED_TEXT, description="the reply in `fixed` mode")
+    content_responses: tuple[str, ...] = Field((), description="replies cycled in order in `canned` mode (JSON list)")
+    content_by_model: dict[str, ModelContent] = Field(
+        default_factory=dict,
+        description="per-model content: {model: {mode, text, responses}} (JSON in env and flags)",
+    )
+    big_payload: bool = Field(False, description="about 10 KB generated replies and 4096-dimension embeddings")
     seed: int | None = Field(None, description="seed for generated content (default: random)")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level of every process")
+
+    @field_validator("models", "content_responses", "content_by_model", mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        # Environment variables and flags are text: JSON when it looks like
+        # JSON, otherwise (models) a comma-separated list.
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith(("[", "{")):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"not valid JSON: {error.msg}") from error
+        return tuple(item.strip() for item in value.split(",") if item.strip())
 
     @model_validator(mode="after")
     def _timeout_longer_than_heartbeat(self) -> Settings:
         if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
             raise ValueError("heartbeat_timeout_s: must be greater than heartbeat_interval_s")
+        if self.content_mode == "canned" and not self.content_responses:
+            raise ValueError("content_responses: must list at least one response when content_mode is canned")
         return self
 
 
@@ -95,10 +149,7 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
     for field in FIELDS:
         env_name = ENV_PREFIX + field.upper()
         if env_name in environ:
-            raw: Any = environ[env_name]
-            if field == "models":
-                raw = tuple(m.strip() for m in raw.split(",") if m.strip())
-            layer[field] = (raw, env_name)
+            layer[field] = (environ[env_name], env_name)
     return layer
 
 

@@ -53,6 +53,12 @@ _MODEL_PREFIX_ENCODING: tuple[tuple[str, str], ...] = (
     ("text-embedding-ada", CL100K),
 )
 
+# OpenAI's cookbook formula for the tokens that function definitions add to a
+# prompt, with its constants per encoding (o200k_base models, cl100k_base models).
+_TOOL_TOKENS = {
+    O200K: {"function": 7, "properties": 3, "property": 3, "enum": -3, "enum_item": 3, "end": 12},
+    CL100K: {"function": 10, "properties": 3, "property": 3, "enum": -3, "enum_item": 3, "end": 12},
+}
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 REPLY_PRIMING_TOKENS = 3
@@ -166,3 +172,41 @@ def count_chat_prompt(encoding: tiktoken.Encoding, messages: Iterable[Mapping[st
         if "name" in message:
             total += TOKENS_PER_NAME
     return total
+
+
+def _without_full_stop(text: str) -> str:
+    return text[:-1] if text.endswith(".") else text
+
+
+def count_tools(encoding: tiktoken.Encoding, functions: Iterable[Mapping[str, Any]]) -> int:
+    """Prompt tokens added by function definitions, by OpenAI's cookbook formula.
+
+    ``functions`` are the ``function`` objects of chat ``tools`` (name,
+    description, parameters); nothing is added when there are none.
+    """
+    cost = _TOOL_TOKENS.get(encoding.name, _TOOL_TOKENS[O200K])
+    encode = encoding.encode_ordinary
+    total = 0
+    for function in functions:
+        total += cost["function"]
+        description = function.get("description")
+        line = f"{function.get('name', '')}:{_without_full_stop(description if isinstance(description, str) else '')}"
+        total += len(encode(line))
+        parameters = function.get("parameters")
+        properties = parameters.get("properties") if isinstance(parameters, Mapping) else None
+        if not isinstance(properties, Mapping) or not properties:
+            continue
+        total += cost["properties"]
+        for key, spec in properties.items():
+            total += cost["property"]
+            spec = spec if isinstance(spec, Mapping) else {}
+            enum = spec.get("enum")
+            if isinstance(enum, list):
+                total += cost["enum"]
+                for item in enum:
+                    total += cost["enum_item"] + len(encode(str(item)))
+            kind = spec.get("type", "")
+            detail = spec.get("description")
+            line = f"{key}:{kind}:{_without_full_stop(detail if isinstance(detail, str) else '')}"
+            total += len(encode(line))
+    return total + cost["end"] if total else 0

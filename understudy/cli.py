@@ -30,8 +30,13 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("settings (see `understudy config show`)")
     for name in FIELDS:
         flags = ["--" + name.replace("_", "-"), *_ALIASES.get(name, [])]
-        description = Settings.model_fields[name].description or ""
-        group.add_argument(*flags, dest=name, metavar="VALUE", help=description)
+        field = Settings.model_fields[name]
+        description = field.description or ""
+        if field.annotation is bool:
+            # `--big-payload` alone turns it on, as the Bifrost mock server's flag does.
+            group.add_argument(*flags, dest=name, metavar="BOOL", nargs="?", const="true", help=description)
+        else:
+            group.add_argument(*flags, dest=name, metavar="VALUE", help=description)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,11 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _flags(arguments: argparse.Namespace) -> dict[str, Any]:
-    flags = {name: getattr(arguments, name, None) for name in FIELDS}
-    models = flags.get("models")
-    if isinstance(models, str):
-        flags["models"] = tuple(model.strip() for model in models.split(",") if model.strip())
-    return flags
+    return {name: getattr(arguments, name, None) for name in FIELDS}
 
 
 def resolve_settings(arguments: argparse.Namespace, environ: Mapping[str, str]) -> Settings:

@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 import orjson
 
-from sim import chat, openai_wire
-from sim.content import TextGenerator
+from sim import chat, chat_request, completions, openai_wire
 from sim.errors import ApiError
+from sim.replies import ReplyWriter
 from sim.stats import RequestCounters
 
 log = logging.getLogger("understudy.worker.app")
@@ -39,6 +39,7 @@ class Reply:
     body: bytes
     content_type: bytes = JSON
     events: Iterable[bytes] | None = None
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 class StatsSource(Protocol):
@@ -50,30 +51,54 @@ class StatsSource(Protocol):
     async def query_stats(self, *, timeout_s: float) -> dict[str, Any] | None: ...
 
 
+Handler = Callable[[Scope, bytes], Reply]
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """One provider's face: its error shape, request-id header and routes."""
+
+    name: str
+    error_body: Callable[[ApiError], bytes]
+    request_id_header: bytes
+    routes: Mapping[str, Mapping[str, Handler]]  # route -> method -> handler
+    prefixed_routes: Mapping[str, Mapping[str, Callable[[Scope, str], Reply]]]  # route prefix -> method -> handler
+
+
 class App:
     def __init__(
         self,
         *,
         worker_id: str,
         models: Iterable[str],
-        generator: TextGenerator,
+        writer: ReplyWriter,
         counters: RequestCounters,
         link: StatsSource,
         max_body_bytes: int,
+        big_payload: bool = False,
         seed: int | str | None = None,
     ) -> None:
         self.worker_id = worker_id
         self.models = tuple(models)
-        self._generator = generator
+        self._writer = writer
+        self._generator = writer.generator
         self._counters = counters
         self._link = link
         self._max_body_bytes = max_body_bytes
+        self._big_payload = big_payload
         self._random = random.Random(seed)
         self._worker_header = (b"x-understudy-worker", worker_id.encode())
-        self._api_routes: dict[tuple[str, str], Callable[[Scope, bytes], Reply]] = {
-            ("POST", "/chat/completions"): self._chat_completions,
-            ("GET", "/models"): self._list_models,
-        }
+        self._openai = Provider(
+            "openai",
+            openai_wire.error_body,
+            b"x-request-id",
+            {
+                "/chat/completions": {"POST": self._chat_completions},
+                "/completions": {"POST": self._completions},
+                "/models": {"GET": self._list_models},
+            },
+            {"/models/": {"GET": self._retrieve_model}},
+        )
 
     def set_config(self, version: int, config: Mapping[str, Any]) -> None:
         """Switch to a new config document; each request sees one version whole."""
@@ -89,57 +114,79 @@ class App:
             await _lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = f"req_{self._random.getrandbits(128):032x}"
+        request_id = f"req_{self._random.getrandbits(128):032x}".encode()
         method = scope["method"]
         path = scope["path"]
+        own = ((b"x-request-id", request_id), self._worker_header)
         if path == "/health" or path == "/livez":
-            await _respond(send, Reply(200, HEALTHY), request_id, self._worker_header)
+            await _respond(send, Reply(200, HEALTHY), own)
             return
         if path == "/readyz":
             reply = Reply(200, b'{"status":"ready"}') if self._link.connected else _not_ready()
-            await _respond(send, reply, request_id, self._worker_header)
+            await _respond(send, reply, own)
             return
         if path == "/admin/stats":
-            await _respond(send, await self._admin_stats(method), request_id, self._worker_header)
+            await _respond(send, await self._admin_stats(method), own)
             return
+        provider, route = self._route(scope, path)
         try:
-            reply = await self._api(scope, receive, method, path)
+            reply = await self._api(provider, scope, receive, method, path, route)
         except ApiError as error:
-            reply = _error_reply(error)
+            reply = _error_reply(provider, error)
         except Exception:  # the app's outermost boundary: log it, answer 500, keep serving
             log.exception("request %s %s failed", method, path)
             reply = _error_reply(
-                ApiError(500, "The server had an error while processing your request.", error_type="server_error")
+                provider,
+                ApiError(500, "The server had an error while processing your request.", error_type="server_error"),
             )
         # Every API answer is the simulator's own until passthrough exists.
         self._counters.count_response(status=reply.status, mocked=True)
-        await _respond(send, reply, request_id, self._worker_header)
+        await _respond(send, reply, ((provider.request_id_header, request_id), self._worker_header))
 
-    async def _api(self, scope: Scope, receive: Receive, method: str, path: str) -> Reply:
-        route = _api_path(path)
+    def _route(self, scope: Scope, path: str) -> tuple[Provider, str | None]:
+        """Which provider's API a path belongs to, and the route within it."""
+        return self._openai, _api_path(path, _OPENAI_PREFIXES)
+
+    async def _api(
+        self, provider: Provider, scope: Scope, receive: Receive, method: str, path: str, route: str | None
+    ) -> Reply:
         if route is None:
-            raise ApiError(404, f"Invalid URL ({method} {path})")
-        handler = self._api_routes.get((method, route))
+            raise ApiError(404, f"Invalid URL ({method} {path})", code="unknown_url")
+        methods = provider.routes.get(route)
+        if methods is None:
+            for prefix, prefixed in provider.prefixed_routes.items():
+                if route.startswith(prefix) and len(route) > len(prefix):
+                    if method not in prefixed:
+                        raise _not_allowed(method, path, prefixed)
+                    return prefixed[method](scope, route[len(prefix) :])
+            raise ApiError(404, f"Invalid URL ({method} {path})", code="unknown_url")
+        handler = methods.get(method)
         if handler is None:
-            if route.startswith("/models/") and method == "GET":
-                return self._retrieve_model(route[len("/models/") :])
-            if any(known == route for _, known in self._api_routes):
-                raise ApiError(405, f"Method {method} not allowed for {path}", code="method_not_allowed")
-            raise ApiError(404, f"Invalid URL ({method} {path})")
+            raise _not_allowed(method, path, methods)
         body = await _read_body(scope, receive, self._max_body_bytes) if method == "POST" else b""
         return handler(scope, body)
 
+    def _now_s(self) -> int:
+        return int(time.time())
+
     def _chat_completions(self, scope: Scope, body: bytes) -> Reply:
-        request = chat.parse_chat_request(_json(body))
-        completion = chat.synthesize(request, self._generator, created_s=int(time.time()))
+        request = chat_request.parse_chat_request(_json(body))
+        completion = chat.synthesize(request, self._writer, created_s=self._now_s())
         if request.stream:
             return Reply(200, b"", SSE, chat.stream_events(completion, include_usage=request.include_usage))
         return Reply(200, chat.completion_body(completion))
 
+    def _completions(self, scope: Scope, body: bytes) -> Reply:
+        request = completions.parse_completion_request(_json(body))
+        completion = completions.synthesize(request, self._writer, created_s=self._now_s())
+        if request.stream:
+            return Reply(200, b"", SSE, completions.stream_events(completion, include_usage=request.include_usage))
+        return Reply(200, completions.completion_body(completion))
+
     def _list_models(self, scope: Scope, body: bytes) -> Reply:
         return Reply(200, openai_wire.models_body(self.models))
 
-    def _retrieve_model(self, model: str) -> Reply:
+    def _retrieve_model(self, scope: Scope, model: str) -> Reply:
         if model not in self.models:
             raise ApiError(
                 404,
@@ -150,32 +197,44 @@ class App:
 
     async def _admin_stats(self, method: str) -> Reply:
         if method != "GET":
-            return _error_reply(ApiError(405, f"Method {method} not allowed for /admin/stats"))
+            return _error_reply(self._openai, _not_allowed(method, "/admin/stats", {"GET": None}))
         stats = await self._link.query_stats(timeout_s=STATS_TIMEOUT_S)
         if stats is None:
             return _error_reply(
+                self._openai,
                 ApiError(
                     503, "The coordinator did not answer; cluster stats are unavailable.", error_type="server_error"
-                )
+                ),
             )
         return Reply(200, orjson.dumps(stats))
 
 
-def _error_reply(error: ApiError) -> Reply:
-    """An error in OpenAI's shape, with the status the error implies."""
-    return Reply(error.status, openai_wire.error_body(error))
+class _NotAllowed(ApiError):
+    def __init__(self, method: str, path: str, allowed: Iterable[str]) -> None:
+        super().__init__(405, f"Method {method} not allowed for {path}", code="method_not_allowed")
+        self.allow = ", ".join(sorted(allowed)).encode()
+
+
+def _not_allowed(method: str, path: str, methods: Mapping[str, object]) -> _NotAllowed:
+    return _NotAllowed(method, path, methods)
+
+
+def _error_reply(provider: Provider, error: ApiError) -> Reply:
+    """An error in the provider's shape, with the status the error implies."""
+    headers = ((b"allow", error.allow),) if isinstance(error, _NotAllowed) else ()
+    return Reply(error.status, provider.error_body(error), headers=headers)
 
 
 def _not_ready() -> Reply:
     return Reply(503, b'{"status":"not ready","reason":"coordinator unreachable"}')
 
 
-_API_PREFIXES = ("/openai/v1/", "/v1/", "/")
+_OPENAI_PREFIXES = ("/openai/v1/", "/v1/", "/")
 
 
-def _api_path(path: str) -> str | None:
+def _api_path(path: str, prefixes: Iterable[str]) -> str | None:
     """``/v1/x``, ``/openai/v1/x`` and ``/x`` all name the API route ``/x``."""
-    for prefix in _API_PREFIXES:
+    for prefix in prefixes:
         if path.startswith(prefix):
             rest = path[len(prefix) - 1 :]
             return rest if len(rest) > 1 else None
@@ -218,12 +277,8 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, f"Request body too large: the limit is {limit} bytes.", code="request_too_large")
 
 
-async def _respond(send: Send, reply: Reply, request_id: str, worker_header: tuple[bytes, bytes]) -> None:
-    headers = [
-        (b"content-type", reply.content_type),
-        (b"x-request-id", request_id.encode()),
-        worker_header,
-    ]
+async def _respond(send: Send, reply: Reply, own_headers: Iterable[tuple[bytes, bytes]]) -> None:
+    headers = [(b"content-type", reply.content_type), *own_headers, *reply.headers]
     if reply.events is None:
         headers.append((b"content-length", str(len(reply.body)).encode()))
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})

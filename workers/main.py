@@ -18,6 +18,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from sim.content import TextGenerator, build_vocabulary
+from sim.replies import ContentPolicy, ReplyWriter
 from sim.settings import Settings
 from sim.stats import RequestCounters
 from understudy import lifecycle
@@ -51,6 +52,18 @@ def hypercorn_config(settings: Settings, listen_fd: int) -> HypercornConfig:
     # Through our logging setup, once (Hypercorn would add a handler of its own).
     config.errorlog = logging.getLogger("hypercorn.error")
     return config
+
+
+def reply_writer(settings: Settings, generator: TextGenerator) -> ReplyWriter:
+    """The reply writer the content settings describe."""
+    default = ContentPolicy(
+        settings.content_mode, settings.content_text, settings.content_responses, big_payload=settings.big_payload
+    )
+    by_model = {
+        model: ContentPolicy(content.mode, content.text, content.responses, big_payload=settings.big_payload)
+        for model, content in settings.content_by_model.items()
+    }
+    return ReplyWriter(generator, default, by_model)
 
 
 def run_worker(settings: Settings, *, listen_fd: int | None = None, parent_pid: int | None = None) -> int:
@@ -95,10 +108,11 @@ async def _serve(
     app = App(
         worker_id=worker_id,
         models=settings.models,
-        generator=TextGenerator(build_vocabulary(), seed=seed),
+        writer=reply_writer(settings, TextGenerator(build_vocabulary(), seed=seed)),
         counters=counters,
         link=link,
         max_body_bytes=settings.max_body_bytes,
+        big_payload=settings.big_payload,
         seed=seed,
     )
     stop = trio.Event()

@@ -148,7 +148,7 @@ def test_sdk_sees_openai_shaped_validation_errors(client: openai.OpenAI) -> None
         ("POST", "/v1/chat/completions", b"[]", 400),
         ("POST", "/v1/no/such/thing", b"{}", 404),
         ("GET", "/v1/chat/completions", b"", 405),
-        ("POST", "/v1/chat/completions", b"x" * (16 * 1024 * 1024 + 1), 413),
+        ("POST", "/v1/chat/completions", b"x" * (50 * 1024 * 1024 + 1), 413),
     ],
 )
 def test_bad_input_gets_an_openai_error_and_the_server_lives(
@@ -160,6 +160,9 @@ def test_bad_input_gets_an_openai_error_and_the_server_lives(
         error = response.json()["error"]
         assert set(error) == {"message", "type", "param", "code"}
         assert error["message"]
+        assert response.headers["x-request-id"].startswith("req_")
+        if status == 405:
+            assert response.headers["allow"] == "POST"
         assert http.get("/health").status_code == 200
 
 

@@ -3,20 +3,21 @@ from typing import Any
 import orjson
 import pytest
 
-from sim import chat
+from sim import chat, chat_request
 from sim.content import TextGenerator, build_vocabulary
+from sim.replies import ReplyWriter
 from sim.errors import ApiError
 from sim.tokens import count_chat_prompt, encoding_for_model
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is a mock server?"}]
 
 
-def generator() -> TextGenerator:
-    return TextGenerator(build_vocabulary(), seed=11)
+def generator() -> ReplyWriter:
+    return ReplyWriter(TextGenerator(build_vocabulary(), seed=11))
 
 
-def request(**extra: Any) -> chat.ChatRequest:
-    return chat.parse_chat_request({"model": "gpt-4o", "messages": MESSAGES, **extra})
+def request(**extra: Any) -> chat_request.ChatRequest:
+    return chat_request.parse_chat_request({"model": "gpt-4o", "messages": MESSAGES, **extra})
 
 
 def test_max_tokens_sizes_the_reply_and_finishes_with_length() -> None:
@@ -106,7 +107,7 @@ def test_stream_with_include_usage_ends_with_a_usage_chunk() -> None:
 )
 def test_bad_requests_get_openai_errors(body: Any, param: str | None, code: str | None) -> None:
     with pytest.raises(ApiError) as raised:
-        chat.parse_chat_request(body)
+        chat_request.parse_chat_request(body)
     assert raised.value.status == 400
     assert raised.value.error_type == "invalid_request_error"
     assert (raised.value.param, raised.value.code) == (param, code)
