@@ -106,7 +106,12 @@ def synthesize(request: ChatRequest, writer: ReplyWriter, *, created_s: int) -> 
             reply = tokenized(orjson.dumps(value).decode(), model=request.model, max_tokens=request.max_tokens)
         else:
             reply = writer.write(
-                model=request.model, prompt=prompt, max_tokens=request.max_tokens, stop=request.stop, rand=rand
+                model=request.model,
+                prompt=prompt,
+                max_tokens=request.max_tokens,
+                stop=request.stop,
+                rand=rand,
+                exact=request.exact_length,
             )
         logprobs = None
         if request.logprobs:

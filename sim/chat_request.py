@@ -59,6 +59,7 @@ class ChatRequest:
     tools: ToolPlan = NO_TOOLS
     raw_tools: Sequence[Mapping[str, Any]] = ()
     json_schema: Mapping[str, Any] | None = None  # response_format json_object / json_schema
+    exact_length: bool = False  # vLLM's ignore_eos: the reply is max_tokens long
     body: Mapping[str, Any] | None = None  # the request as sent (for seeding)
 
     @property
@@ -248,6 +249,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
         tools=plan,
         raw_tools=raw_tools,
         json_schema=_response_format(body),
+        exact_length=params.optional_bool(body, "ignore_eos"),
         body=body,
     )
 

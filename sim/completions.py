@@ -41,6 +41,7 @@ class CompletionRequest:
     include_usage: bool
     stop: tuple[str, ...]
     logprobs: int | None
+    exact_length: bool
     body: dict[str, Any]
 
 
@@ -95,6 +96,7 @@ def parse_completion_request(body: Any) -> CompletionRequest:
         include_usage=bool(options and options.get("include_usage") is True),
         stop=params.stop_sequences(body, "stop", limit=4),
         logprobs=params.optional_int(body, "logprobs", minimum=0, maximum=MAX_LOGPROBS),
+        exact_length=params.optional_bool(body, "ignore_eos"),
         body=body,
     )
 
@@ -131,7 +133,12 @@ def synthesize(request: CompletionRequest, writer: ReplyWriter, *, created_s: in
         prompt_tokens += len(prompt) if isinstance(prompt, list) else len(encoding.encode_ordinary(prompt))
         for _ in range(request.n):
             reply = writer.write(
-                model=request.model, prompt=text, max_tokens=request.max_tokens, stop=request.stop, rand=rand
+                model=request.model,
+                prompt=text,
+                max_tokens=request.max_tokens,
+                stop=request.stop,
+                rand=rand,
+                exact=request.exact_length,
             )
             choices.append(TextChoice(text if request.echo else "", reply))
     return Completion(

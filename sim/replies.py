@@ -6,9 +6,11 @@ completions, Responses, Anthropic messages) asks one :class:`ReplyWriter` for a
 (a per-model policy, else the default one) and produces the text in one of four
 modes:
 
-- ``generated``: English-like sentences from :class:`TextGenerator`, exactly
-  ``max_tokens`` long when the request sets a limit (cut there, finish
-  ``length``), otherwise a natural length ending in a full stop (``stop``);
+- ``generated``: English-like sentences from :class:`TextGenerator` of a
+  natural length (log-normal, median 120 tokens) ending in a full stop (finish
+  ``stop``), cut at ``max_tokens`` when longer (finish ``length``); with
+  ``exact`` (vLLM's ``ignore_eos``, which load generators send) exactly
+  ``max_tokens`` long;
 - ``echo``: the last user message, verbatim;
 - ``fixed``: one configured text;
 - ``canned``: a configured list of texts, cycled in order (each writer keeps its
@@ -90,21 +92,24 @@ class ReplyWriter:
         max_tokens: int | None,
         stop: Sequence[str] = (),
         rand: random.Random | None = None,
+        exact: bool = False,
     ) -> ReplyText:
         """The reply to a request for ``model`` whose last user message is ``prompt``."""
         policy = self.policy_for(model)
         if policy.mode == "generated":
-            reply = self.generated(max_tokens=max_tokens, big=policy.big_payload, rand=rand)
+            reply = self.generated(max_tokens=max_tokens, big=policy.big_payload, rand=rand, exact=exact)
         else:
             reply = tokenized(self._configured_text(model, policy, prompt), model=model, max_tokens=max_tokens)
         return cut_at_stop(reply, stop, model=model) if stop else reply
 
-    def generated(self, *, max_tokens: int | None, big: bool = False, rand: random.Random | None = None) -> ReplyText:
-        """Generated sentences: exactly ``max_tokens`` when set, else a natural length."""
-        if max_tokens is not None and (not big or max_tokens < BIG_PAYLOAD_TOKENS):
+    def generated(
+        self, *, max_tokens: int | None, big: bool = False, rand: random.Random | None = None, exact: bool = False
+    ) -> ReplyText:
+        """Generated sentences of a natural length, cut at ``max_tokens`` (``exact``: of that length)."""
+        natural = BIG_PAYLOAD_TOKENS if big else self.generator.natural_length(rand)
+        if max_tokens is not None and (exact or max_tokens < natural):
             pieces = self.generator.pieces(max_tokens, rand=rand)
             return ReplyText(tuple(pieces), max_tokens, "length")
-        natural = BIG_PAYLOAD_TOKENS if big else self.generator.natural_length(rand)
         pieces = self.generator.pieces(natural, complete=True, rand=rand)
         return ReplyText(tuple(pieces), natural, "stop")
 

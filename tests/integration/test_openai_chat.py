@@ -25,13 +25,19 @@ def client(server: Server) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.url + "/v1", api_key="sk-understudy", max_retries=0)
 
 
+# vLLM's ignore_eos, which load generators send: the reply is exactly max_tokens long.
+EXACT = {"ignore_eos": True}
+
+
 def tokens(model: str, text: str) -> int:
     return len(encoding_for_model(model).encode(text))
 
 
 @pytest.mark.parametrize("model", ["gpt-4o-mini", "gpt-4", "gpt-3.5-turbo", "gpt-5"])
 def test_non_streaming_reply_is_sized_and_counted_exactly(client: openai.OpenAI, model: str) -> None:
-    raw = client.chat.completions.with_raw_response.create(model=model, messages=MESSAGES, max_tokens=23)
+    raw = client.chat.completions.with_raw_response.create(
+        model=model, messages=MESSAGES, max_tokens=23, extra_body=EXACT
+    )
     completion = raw.parse()
     assert raw.headers["x-request-id"].startswith("req_")
     assert raw.headers["x-understudy-worker"] in {"w0", "w1"}
@@ -44,8 +50,21 @@ def test_non_streaming_reply_is_sized_and_counted_exactly(client: openai.OpenAI,
     assert completion.usage.prompt_tokens == count_chat_prompt(encoding_for_model(model), MESSAGES)
 
 
+def test_max_tokens_caps_a_natural_length_reply(client: openai.OpenAI) -> None:
+    finishes = set()
+    for _ in range(30):
+        completion = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=100)
+        assert completion.usage is not None and completion.usage.completion_tokens <= 100
+        finish = completion.choices[0].finish_reason
+        assert finish == "stop" or completion.usage.completion_tokens == 100
+        finishes.add(finish)
+    assert "stop" in finishes
+
+
 def test_max_completion_tokens_and_natural_length(client: openai.OpenAI) -> None:
-    capped = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_completion_tokens=5)
+    capped = client.chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, max_completion_tokens=5, extra_body=EXACT
+    )
     assert capped.usage is not None and capped.usage.completion_tokens == 5
     natural = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert natural.choices[0].finish_reason == "stop"
@@ -55,7 +74,9 @@ def test_max_completion_tokens_and_natural_length(client: openai.OpenAI) -> None
 
 
 def test_streaming_deltas_reassemble(client: openai.OpenAI) -> None:
-    stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=40, stream=True)
+    stream = client.chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, max_tokens=40, stream=True, extra_body=EXACT
+    )
     chunks = list(stream)
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
@@ -67,7 +88,12 @@ def test_streaming_deltas_reassemble(client: openai.OpenAI) -> None:
 
 def test_streaming_include_usage_ends_with_usage_chunk(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(
-        model="gpt-4.1", messages=MESSAGES, max_tokens=12, stream=True, stream_options={"include_usage": True}
+        model="gpt-4.1",
+        messages=MESSAGES,
+        max_tokens=12,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body=EXACT,
     )
     chunks = list(stream)
     last = chunks[-1]
@@ -90,14 +116,14 @@ def test_stream_helper_builds_the_final_completion(client: openai.OpenAI) -> Non
 
 
 def test_several_choices(client: openai.OpenAI) -> None:
-    completion = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=4, n=3)
+    completion = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=4, n=3, extra_body=EXACT)
     assert [choice.index for choice in completion.choices] == [0, 1, 2]
     assert completion.usage is not None and completion.usage.completion_tokens == 12
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/chat/completions", "/openai/v1/chat/completions"])
 def test_sse_wire_format_on_every_alias(server: Server, path: str) -> None:
-    body = {"model": "gpt-4o", "messages": MESSAGES, "max_tokens": 6, "stream": True}
+    body = {"model": "gpt-4o", "messages": MESSAGES, "max_tokens": 6, "stream": True, "ignore_eos": True}
     with server.http() as http:
         response = http.post(path, json=body, headers={"accept": "application/json"})
     assert response.status_code == 200

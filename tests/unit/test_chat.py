@@ -20,8 +20,8 @@ def request(**extra: Any) -> chat_request.ChatRequest:
     return chat_request.parse_chat_request({"model": "gpt-4o", "messages": MESSAGES, **extra})
 
 
-def test_max_tokens_sizes_the_reply_and_finishes_with_length() -> None:
-    completion = chat.synthesize(request(max_tokens=17), generator(), created_s=1)
+def test_ignore_eos_makes_the_reply_max_tokens_long_and_finish_with_length() -> None:
+    completion = chat.synthesize(request(max_tokens=17, ignore_eos=True), generator(), created_s=1)
     assert completion.completion_tokens == 17
     assert completion.choices[0].finish_reason == "length"
     body = orjson.loads(chat.completion_body(completion))
@@ -33,6 +33,17 @@ def test_max_tokens_sizes_the_reply_and_finishes_with_length() -> None:
 
 def test_max_completion_tokens_wins_over_max_tokens() -> None:
     assert request(max_tokens=50, max_completion_tokens=5).max_tokens == 5
+
+
+def test_max_tokens_caps_a_natural_reply() -> None:
+    writer = generator()
+    finishes = set()
+    for _ in range(200):
+        choice = chat.synthesize(request(max_tokens=100), writer, created_s=1).choices[0]
+        assert choice.reply is not None and choice.reply.tokens <= 100
+        assert choice.finish_reason == "stop" or choice.reply.tokens == 100
+        finishes.add(choice.finish_reason)
+    assert finishes == {"stop", "length"}
 
 
 def test_without_limit_the_reply_stops_naturally() -> None:
@@ -62,7 +73,7 @@ def parse_events(events: list[bytes]) -> list[Any]:
 
 
 def test_stream_is_one_token_per_chunk_and_reassembles() -> None:
-    completion = chat.synthesize(request(stream=True, max_tokens=9), generator(), created_s=1)
+    completion = chat.synthesize(request(stream=True, max_tokens=9, ignore_eos=True), generator(), created_s=1)
     chunks = parse_events(chat.stream_events(completion, include_usage=False))
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": "", "refusal": None}
     content = [c["choices"][0]["delta"]["content"] for c in chunks[1:-1]]
@@ -75,7 +86,7 @@ def test_stream_is_one_token_per_chunk_and_reassembles() -> None:
 
 def test_stream_with_include_usage_ends_with_a_usage_chunk() -> None:
     completion = chat.synthesize(
-        request(stream=True, stream_options={"include_usage": True}, max_tokens=4), generator(), created_s=1
+        request(stream=True, stream_options={"include_usage": True}, max_tokens=4, ignore_eos=True), generator(), created_s=1
     )
     chunks = parse_events(chat.stream_events(completion, include_usage=True))
     assert all(c["usage"] is None for c in chunks[:-1])
