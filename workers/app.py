@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from sim import chat, chat_request, completions, openai_wire
+from sim import chat, chat_request, completions, embeddings, images, openai_wire, responses
 from sim.errors import ApiError
 from sim.replies import ReplyWriter
 from sim.stats import RequestCounters
@@ -29,6 +29,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 JSON = b"application/json"
 SSE = b"text/event-stream; charset=utf-8"
+PNG = b"image/png"
 HEALTHY = b'{"status":"healthy"}'
 STATS_TIMEOUT_S = 2.0
 
@@ -95,6 +96,9 @@ class App:
             {
                 "/chat/completions": {"POST": self._chat_completions},
                 "/completions": {"POST": self._completions},
+                "/responses": {"POST": self._responses},
+                "/embeddings": {"POST": self._embeddings},
+                "/images/generations": {"POST": self._images},
                 "/models": {"GET": self._list_models},
             },
             {"/models/": {"GET": self._retrieve_model}},
@@ -127,6 +131,11 @@ class App:
             return
         if path == "/admin/stats":
             await _respond(send, await self._admin_stats(method), own)
+            return
+        if path.startswith(images.IMAGE_PATH_PREFIX) and method == "GET":
+            png = images.png_for_path(path)
+            reply = Reply(200, png, PNG) if png else _error_reply(self._openai, ApiError(404, "No such image."))
+            await _respond(send, reply, own)
             return
         provider, route = self._route(scope, path)
         try:
@@ -182,6 +191,21 @@ class App:
         if request.stream:
             return Reply(200, b"", SSE, completions.stream_events(completion, include_usage=request.include_usage))
         return Reply(200, completions.completion_body(completion))
+
+    def _responses(self, scope: Scope, body: bytes) -> Reply:
+        request = responses.parse_responses_request(_json(body))
+        response = responses.synthesize(request, self._writer, created_s=self._now_s())
+        if request.stream:
+            return Reply(200, b"", SSE, responses.stream_events(response))
+        return Reply(200, responses.response_body(response))
+
+    def _embeddings(self, scope: Scope, body: bytes) -> Reply:
+        request = embeddings.parse_embeddings_request(_json(body))
+        return Reply(200, embeddings.embeddings_body(request, big_payload=self._big_payload))
+
+    def _images(self, scope: Scope, body: bytes) -> Reply:
+        request = images.parse_images_request(_json(body))
+        return Reply(200, images.images_body(request, created_s=self._now_s(), url_base=_base_url(scope)))
 
     def _list_models(self, scope: Scope, body: bytes) -> Reply:
         return Reply(200, openai_wire.models_body(self.models))
@@ -239,6 +263,15 @@ def _api_path(path: str, prefixes: Iterable[str]) -> str | None:
             rest = path[len(prefix) - 1 :]
             return rest if len(rest) > 1 else None
     return None
+
+
+def _base_url(scope: Scope) -> str:
+    """Where the client reached us, for URLs it can fetch (the Host header, else the socket)."""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            return f"{scope.get('scheme', 'http')}://{value.decode('latin-1')}"
+    server = scope.get("server") or ("127.0.0.1", 80)
+    return f"{scope.get('scheme', 'http')}://{server[0]}:{server[1]}"
 
 
 def _json(body: bytes) -> Any:
