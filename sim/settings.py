@@ -42,10 +42,10 @@ DEFAULT_MODELS: tuple[str, ...] = (
     "text-embedding-ada-002",
     "dall-e-3",
     "gpt-image-1",
-    "claude-opus-4-1",
-    "claude-sonnet-4-5",
+    "claude-opus-4-6",
+    "claude-sonnet-4-6",
     "claude-haiku-4-5",
-    "claude-3-5-haiku-latest",
+    "claude-sonnet-4-5",
 )
 ContentMode = Literal["generated", "echo", "fixed", "canned"]
 DEFAULT_FIXED_TEXT = "This is a mocked response from understudy."

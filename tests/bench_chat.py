@@ -69,7 +69,8 @@ class Row:
 
 def request_body(mode: str, max_tokens: int) -> bytes:
     messages = [{"role": "user", "content": "Say hello"}]
-    body: dict[str, object] = {"model": "gpt-4o", "messages": messages, "max_tokens": max_tokens}
+    # ignore_eos (as vLLM's bench sends it): every reply is exactly max_tokens long.
+    body: dict[str, object] = {"model": "gpt-4o", "messages": messages, "max_tokens": max_tokens, "ignore_eos": True}
     if mode == "stream":
         body["stream"] = True
     return json.dumps(body, separators=(",", ":")).encode()

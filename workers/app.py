@@ -10,37 +10,48 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
 
-from sim import chat, chat_request, completions, embeddings, images, openai_wire, responses
+from sim import (
+    anthropic_message,
+    anthropic_request,
+    anthropic_wire,
+    chat,
+    chat_request,
+    completions,
+    embeddings,
+    images,
+    openai_wire,
+    responses,
+)
 from sim.errors import ApiError
-from sim.replies import ReplyWriter
+from sim.replies import ReplyWriter, request_random
 from sim.stats import RequestCounters
+from workers.http import (
+    PNG,
+    SSE,
+    Receive,
+    Reply,
+    Scope,
+    Send,
+    api_path,
+    base_url,
+    has_header,
+    json_body,
+    lifespan,
+    read_body,
+    respond,
+)
 
 log = logging.getLogger("understudy.worker.app")
 
-Scope = Mapping[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-JSON = b"application/json"
-SSE = b"text/event-stream; charset=utf-8"
-PNG = b"image/png"
 HEALTHY = b'{"status":"healthy"}'
 STATS_TIMEOUT_S = 2.0
-
-
-@dataclass(slots=True)
-class Reply:
-    status: int
-    body: bytes
-    content_type: bytes = JSON
-    events: Iterable[bytes] | None = None
-    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 class StatsSource(Protocol):
@@ -103,6 +114,17 @@ class App:
             },
             {"/models/": {"GET": self._retrieve_model}},
         )
+        self._anthropic = Provider(
+            "anthropic",
+            anthropic_wire.error_body,
+            b"request-id",
+            {
+                "/messages": {"POST": self._messages},
+                "/messages/count_tokens": {"POST": self._count_tokens},
+                "/models": {"GET": self._anthropic_models},
+            },
+            {"/models/": {"GET": self._anthropic_model}},
+        )
 
     def set_config(self, version: int, config: Mapping[str, Any]) -> None:
         """Switch to a new config document; each request sees one version whole."""
@@ -115,7 +137,7 @@ class App:
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = f"req_{self._random.getrandbits(128):032x}".encode()
@@ -123,19 +145,19 @@ class App:
         path = scope["path"]
         own = ((b"x-request-id", request_id), self._worker_header)
         if path == "/health" or path == "/livez":
-            await _respond(send, Reply(200, HEALTHY), own)
+            await respond(send, Reply(200, HEALTHY), own)
             return
         if path == "/readyz":
             reply = Reply(200, b'{"status":"ready"}') if self._link.connected else _not_ready()
-            await _respond(send, reply, own)
+            await respond(send, reply, own)
             return
         if path == "/admin/stats":
-            await _respond(send, await self._admin_stats(method), own)
+            await respond(send, await self._admin_stats(method), own)
             return
         if path.startswith(images.IMAGE_PATH_PREFIX) and method == "GET":
             png = images.png_for_path(path)
             reply = Reply(200, png, PNG) if png else _error_reply(self._openai, ApiError(404, "No such image."))
-            await _respond(send, reply, own)
+            await respond(send, reply, own)
             return
         provider, route = self._route(scope, path)
         try:
@@ -150,11 +172,21 @@ class App:
             )
         # Every API answer is the simulator's own until passthrough exists.
         self._counters.count_response(status=reply.status, mocked=True)
-        await _respond(send, reply, ((provider.request_id_header, request_id), self._worker_header))
+        await respond(send, reply, ((provider.request_id_header, request_id), self._worker_header))
 
     def _route(self, scope: Scope, path: str) -> tuple[Provider, str | None]:
-        """Which provider's API a path belongs to, and the route within it."""
-        return self._openai, _api_path(path, _OPENAI_PREFIXES)
+        """Which provider's API a path belongs to, and the route within it.
+
+        ``/anthropic/v1/…`` and ``/v1/messages…`` are Anthropic's; so is any
+        ``/v1/…`` path (``/v1/models`` above all, which both providers have) asked
+        with an ``anthropic-version`` header, as every Anthropic client sends one.
+        Everything else is OpenAI's.
+        """
+        if path.startswith("/anthropic/"):
+            return self._anthropic, api_path(path, ANTHROPIC_PREFIXES)
+        if path.startswith("/v1/messages") or (path.startswith("/v1/") and has_header(scope, b"anthropic-version")):
+            return self._anthropic, api_path(path, ANTHROPIC_PREFIXES)
+        return self._openai, api_path(path, OPENAI_PREFIXES)
 
     async def _api(
         self, provider: Provider, scope: Scope, receive: Receive, method: str, path: str, route: str | None
@@ -172,40 +204,75 @@ class App:
         handler = methods.get(method)
         if handler is None:
             raise _not_allowed(method, path, methods)
-        body = await _read_body(scope, receive, self._max_body_bytes) if method == "POST" else b""
+        body = await read_body(scope, receive, self._max_body_bytes) if method == "POST" else b""
         return handler(scope, body)
 
     def _now_s(self) -> int:
         return int(time.time())
 
     def _chat_completions(self, scope: Scope, body: bytes) -> Reply:
-        request = chat_request.parse_chat_request(_json(body))
+        request = chat_request.parse_chat_request(json_body(body))
         completion = chat.synthesize(request, self._writer, created_s=self._now_s())
         if request.stream:
             return Reply(200, b"", SSE, chat.stream_events(completion, include_usage=request.include_usage))
         return Reply(200, chat.completion_body(completion))
 
     def _completions(self, scope: Scope, body: bytes) -> Reply:
-        request = completions.parse_completion_request(_json(body))
+        request = completions.parse_completion_request(json_body(body))
         completion = completions.synthesize(request, self._writer, created_s=self._now_s())
         if request.stream:
             return Reply(200, b"", SSE, completions.stream_events(completion, include_usage=request.include_usage))
         return Reply(200, completions.completion_body(completion))
 
     def _responses(self, scope: Scope, body: bytes) -> Reply:
-        request = responses.parse_responses_request(_json(body))
+        request = responses.parse_responses_request(json_body(body))
         response = responses.synthesize(request, self._writer, created_s=self._now_s())
         if request.stream:
             return Reply(200, b"", SSE, responses.stream_events(response))
         return Reply(200, responses.response_body(response))
 
     def _embeddings(self, scope: Scope, body: bytes) -> Reply:
-        request = embeddings.parse_embeddings_request(_json(body))
+        request = embeddings.parse_embeddings_request(json_body(body))
         return Reply(200, embeddings.embeddings_body(request, big_payload=self._big_payload))
 
     def _images(self, scope: Scope, body: bytes) -> Reply:
-        request = images.parse_images_request(_json(body))
-        return Reply(200, images.images_body(request, created_s=self._now_s(), url_base=_base_url(scope)))
+        request = images.parse_images_request(json_body(body))
+        return Reply(200, images.images_body(request, created_s=self._now_s(), url_base=base_url(scope)))
+
+    def _messages(self, scope: Scope, body: bytes) -> Reply:
+        decoded = json_body(body, provider="Anthropic")
+        request = anthropic_request.parse_messages_request(decoded)
+        rand = request_random(decoded, self._generator.rng)
+        message = anthropic_message.synthesize(request, self._writer, rand=rand)
+        if request.stream:
+            return Reply(200, b"", SSE, anthropic_wire.stream_events(message))
+        return Reply(200, anthropic_wire.message_body(message))
+
+    def _count_tokens(self, scope: Scope, body: bytes) -> Reply:
+        return Reply(200, anthropic_wire.count_tokens_body(json_body(body, provider="Anthropic")))
+
+    def _claude_models(self) -> tuple[str, ...]:
+        return tuple(model for model in self.models if model.startswith("claude")) or self.models
+
+    def _anthropic_models(self, scope: Scope, body: bytes) -> Reply:
+        query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        limit = query.get("limit", [""])[0]
+        if limit and not (limit.isdigit() and 1 <= int(limit) <= 1000):
+            raise ApiError(400, "limit: Input should be less than or equal to 1000 and greater than 0")
+        return Reply(
+            200,
+            anthropic_wire.models_body(
+                self._claude_models(),
+                limit=int(limit) if limit else None,
+                after_id=query.get("after_id", [None])[0],
+                before_id=query.get("before_id", [None])[0],
+            ),
+        )
+
+    def _anthropic_model(self, scope: Scope, model: str) -> Reply:
+        if model not in self.models:
+            raise anthropic_wire.model_not_found(model)
+        return Reply(200, anthropic_wire.model_body(model))
 
     def _list_models(self, scope: Scope, body: bytes) -> Reply:
         return Reply(200, openai_wire.models_body(self.models))
@@ -253,83 +320,5 @@ def _not_ready() -> Reply:
     return Reply(503, b'{"status":"not ready","reason":"coordinator unreachable"}')
 
 
-_OPENAI_PREFIXES = ("/openai/v1/", "/v1/", "/")
-
-
-def _api_path(path: str, prefixes: Iterable[str]) -> str | None:
-    """``/v1/x``, ``/openai/v1/x`` and ``/x`` all name the API route ``/x``."""
-    for prefix in prefixes:
-        if path.startswith(prefix):
-            rest = path[len(prefix) - 1 :]
-            return rest if len(rest) > 1 else None
-    return None
-
-
-def _base_url(scope: Scope) -> str:
-    """Where the client reached us, for URLs it can fetch (the Host header, else the socket)."""
-    for name, value in scope["headers"]:
-        if name == b"host":
-            return f"{scope.get('scheme', 'http')}://{value.decode('latin-1')}"
-    server = scope.get("server") or ("127.0.0.1", 80)
-    return f"{scope.get('scheme', 'http')}://{server[0]}:{server[1]}"
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise ApiError(
-            400,
-            "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
-            "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
-            "sent was not valid JSON.)",
-        ) from error
-
-
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, f"Request body too large: the limit is {limit} bytes.", code="request_too_large")
-
-
-async def _respond(send: Send, reply: Reply, own_headers: Iterable[tuple[bytes, bytes]]) -> None:
-    headers = [(b"content-type", reply.content_type), *own_headers, *reply.headers]
-    if reply.events is None:
-        headers.append((b"content-length", str(len(reply.body)).encode()))
-        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-        await send({"type": "http.response.body", "body": reply.body})
-        return
-    headers.append((b"cache-control", b"no-cache"))
-    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-    for event in reply.events:
-        await send({"type": "http.response.body", "body": event, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    # Hypercorn under trio needs the lifespan scope answered, not refused.
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+OPENAI_PREFIXES = ("/openai/v1/", "/v1/", "/")
+ANTHROPIC_PREFIXES = ("/anthropic/v1/", "/v1/")

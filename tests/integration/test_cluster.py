@@ -57,7 +57,7 @@ def test_killed_worker_is_restarted_and_its_counts_are_kept(fresh_server: Callab
 
 def test_sigterm_lets_an_inflight_stream_finish_and_exits_zero(fresh_server: Callable[..., Server]) -> None:
     server = fresh_server("--grace-period-s", "20", workers=1)
-    body = {**CHAT, "max_tokens": 30000, "stream": True}
+    body = {**CHAT, "max_tokens": 30000, "ignore_eos": True, "stream": True}
     received: list[bytes] = []
     with (
         httpx.Client(base_url=server.url, timeout=30) as http,

@@ -1,0 +1,119 @@
+"""ASGI plumbing shared by the app's routes: reading bodies, writing replies, the lifespan.
+
+Nothing here knows a provider's API; it moves bytes between Hypercorn and the
+handlers, answers 413 itself (Hypercorn sets no body limit for ASGI apps) and
+turns bodies that are not JSON into the client's 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from sim.errors import ApiError
+
+Scope = Mapping[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+JSON = b"application/json"
+SSE = b"text/event-stream; charset=utf-8"
+PNG = b"image/png"
+
+
+@dataclass(slots=True)
+class Reply:
+    """An answer: a body, or SSE ``events`` written one ASGI send each."""
+
+    status: int
+    body: bytes
+    content_type: bytes = JSON
+    events: Iterable[bytes] | None = None
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+def has_header(scope: Scope, name: bytes) -> bool:
+    return any(key == name for key, _ in scope["headers"])
+
+
+def api_path(path: str, prefixes: Iterable[str]) -> str | None:
+    """``/v1/x``, ``/openai/v1/x`` and ``/x`` all name the API route ``/x``."""
+    for prefix in prefixes:
+        if path.startswith(prefix):
+            rest = path[len(prefix) - 1 :]
+            return rest if len(rest) > 1 else None
+    return None
+
+
+def base_url(scope: Scope) -> str:
+    """Where the client reached us, for URLs it can fetch (the Host header, else the socket)."""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            return f"{scope.get('scheme', 'http')}://{value.decode('latin-1')}"
+    server = scope.get("server") or ("127.0.0.1", 80)
+    return f"{scope.get('scheme', 'http')}://{server[0]}:{server[1]}"
+
+
+def json_body(body: bytes, *, provider: str = "OpenAI") -> Any:
+    """The decoded JSON of a request body; a body that is not JSON is the client's 400."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise ApiError(
+            400,
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+            f"using your HTTP library correctly. The {provider} API expects a JSON payload, but what was "
+            "sent was not valid JSON.)",
+        ) from error
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, f"Request body too large: the limit is {limit} bytes.", code="request_too_large")
+
+
+async def respond(send: Send, reply: Reply, own_headers: Iterable[tuple[bytes, bytes]]) -> None:
+    headers = [(b"content-type", reply.content_type), *own_headers, *reply.headers]
+    if reply.events is None:
+        headers.append((b"content-length", str(len(reply.body)).encode()))
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        await send({"type": "http.response.body", "body": reply.body})
+        return
+    headers.append((b"cache-control", b"no-cache"))
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    for event in reply.events:
+        await send({"type": "http.response.body", "body": event, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def lifespan(receive: Receive, send: Send) -> None:
+    # Hypercorn under trio needs the lifespan scope answered, not refused.
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
