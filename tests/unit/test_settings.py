@@ -87,3 +87,33 @@ def test_shipped_example_config_is_the_defaults() -> None:
     example = Path(__file__).parents[2] / "configs" / "understudy.yaml"
     from_file = load_settings(environ={}, config_path=str(example))
     assert from_file == load_settings(environ={})
+
+
+def test_content_settings_from_environment_json_and_flags() -> None:
+    settings = load_settings(
+        environ={
+            "UNDERSTUDY_CONTENT_MODE": "canned",
+            "UNDERSTUDY_CONTENT_RESPONSES": '["first", "second"]',
+            "UNDERSTUDY_CONTENT_BY_MODEL": '{"gpt-4o": {"mode": "echo"}}',
+        },
+        flags={"big_payload": "true"},
+    )
+    assert settings.content_mode == "canned"
+    assert settings.content_responses == ("first", "second")
+    assert settings.content_by_model["gpt-4o"].mode == "echo"
+    assert settings.big_payload is True
+
+
+def test_canned_mode_needs_responses() -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(environ={"UNDERSTUDY_CONTENT_MODE": "canned"})
+    assert raised.value.setting == "content_responses"
+    with pytest.raises(SettingsError) as raised:
+        load_settings(environ={"UNDERSTUDY_CONTENT_BY_MODEL": '{"m": {"mode": "canned"}}'})
+    assert raised.value.setting == "content_by_model"
+
+
+def test_bad_json_in_the_environment_names_the_setting() -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(environ={"UNDERSTUDY_CONTENT_RESPONSES": "[unclosed"})
+    assert (raised.value.setting, raised.value.source) == ("content_responses", "UNDERSTUDY_CONTENT_RESPONSES")
