@@ -120,17 +120,20 @@ def synthesize(request: ChatRequest, writer: ReplyWriter, *, created_s: int) -> 
             )
         choices.append(Choice(reply, reply.finish, logprobs=logprobs))
         completion_tokens += reply.tokens
-    functions = [
-        tool["function"]
-        for tool in request.raw_tools
-        if isinstance(tool, dict) and tool.get("type") == "function" and isinstance(tool.get("function"), dict)
-    ]
+    prompt_tokens = count_chat_prompt(encoding, request.messages)
+    if request.raw_tools:
+        functions = [
+            tool["function"]
+            for tool in request.raw_tools
+            if isinstance(tool, dict) and tool.get("type") == "function" and isinstance(tool.get("function"), dict)
+        ]
+        prompt_tokens += count_tools(encoding, functions)
     return ChatCompletion(
         id="chatcmpl-" + writer.generator.token_id(),
         created=created_s,
         model=request.model,
         choices=tuple(choices),
-        prompt_tokens=count_chat_prompt(encoding, request.messages) + count_tools(encoding, functions),
+        prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
     )
 

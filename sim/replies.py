@@ -106,8 +106,10 @@ class ReplyWriter:
         self, *, max_tokens: int | None, big: bool = False, rand: random.Random | None = None, exact: bool = False
     ) -> ReplyText:
         """Generated sentences of a natural length, cut at ``max_tokens`` (``exact``: of that length)."""
+        if max_tokens is not None and exact:
+            return ReplyText(tuple(self.generator.pieces(max_tokens, rand=rand)), max_tokens, "length")
         natural = BIG_PAYLOAD_TOKENS if big else self.generator.natural_length(rand)
-        if max_tokens is not None and (exact or max_tokens < natural):
+        if max_tokens is not None and max_tokens < natural:
             pieces = self.generator.pieces(max_tokens, rand=rand)
             return ReplyText(tuple(pieces), max_tokens, "length")
         pieces = self.generator.pieces(natural, complete=True, rand=rand)
