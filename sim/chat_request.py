@@ -101,13 +101,7 @@ def _tools(body: Mapping[str, Any]) -> tuple[ToolPlan, Sequence[Mapping[str, Any
     if not isinstance(raw, list):
         raise params.invalid_type("tools", "an array", raw)
     if len(raw) > MAX_TOOLS:
-        raise ApiError(
-            400,
-            f"Invalid 'tools': array too long. Expected an array with maximum length {MAX_TOOLS}, "
-            f"but got an array with length {len(raw)} instead.",
-            param="tools",
-            code="array_above_max_length",
-        )
+        raise params.array_too_long("tools", MAX_TOOLS, len(raw))
     tools = []
     for index, tool in enumerate(raw):
         param = f"tools[{index}]"

@@ -48,6 +48,16 @@ def invalid_value(param: str, message: str) -> ApiError:
     return ApiError(400, message, param=param, code="invalid_value")
 
 
+def array_too_long(param: str, limit: int, length: int) -> ApiError:
+    return ApiError(
+        400,
+        f"Invalid '{param}': array too long. Expected an array with maximum length {limit}, "
+        f"but got an array with length {length} instead.",
+        param=param,
+        code="array_above_max_length",
+    )
+
+
 def require_object(body: Any) -> Mapping[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "Invalid request body: expected a JSON object.")
@@ -105,13 +115,7 @@ def stop_sequences(body: Mapping[str, Any], param: str, *, limit: int) -> tuple[
     if not isinstance(value, list):
         raise invalid_type(param, "a string or an array of strings", value)
     if len(value) > limit:
-        raise ApiError(
-            400,
-            f"Invalid '{param}': array too long. Expected an array with maximum length {limit}, "
-            f"but got an array with length {len(value)} instead.",
-            param=param,
-            code="array_above_max_length",
-        )
+        raise array_too_long(param, limit, len(value))
     for index, item in enumerate(value):
         if not isinstance(item, str):
             raise invalid_type(f"{param}[{index}]", "a string", item)
