@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import secrets
 import socket
 
@@ -19,6 +20,7 @@ from hypercorn.trio import serve
 
 from sim.content import TextGenerator, build_vocabulary
 from sim.replies import ContentPolicy, ReplyWriter
+from sim.schema_values import value_for
 from sim.settings import Settings
 from sim.stats import RequestCounters
 from understudy import lifecycle
@@ -105,6 +107,8 @@ async def _serve(
     link = CoordinatorLink(
         settings, worker_id=worker_id, incarnation=incarnation, counters=counters, on_config=on_config
     )
+    # faker builds its providers on first use (about 0.25 s): pay that now, not on a request.
+    value_for({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}, random.Random(0))
     app = App(
         worker_id=worker_id,
         models=settings.models,

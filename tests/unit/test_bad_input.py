@@ -81,6 +81,13 @@ ENDPOINTS: dict[str, tuple[Callable[[Any], None], dict[str, Any]]] = {
 }
 
 
+OPTIONAL_FIELDS = (
+    "stream", "n", "tools", "tool_choice", "max_tokens", "stop", "seed", "system", "response_format", "text",
+    "dimensions", "encoding_format", "thinking", "logprobs", "top_logprobs", "instructions", "max_output_tokens",
+    "stop_sequences", "echo",
+)  # fmt: skip
+
+
 def run(endpoint: Callable[[Any], None], body: Any) -> None:
     try:
         endpoint(body)
@@ -100,27 +107,7 @@ def test_arbitrary_bodies(name: str, body: Any) -> None:
 @given(data=st.data())
 def test_valid_bodies_with_one_field_replaced(name: str, data: st.DataObject) -> None:
     endpoint, valid = ENDPOINTS[name]
-    known = sorted(valid) + [
-        "stream",
-        "n",
-        "tools",
-        "tool_choice",
-        "max_tokens",
-        "stop",
-        "seed",
-        "system",
-        "response_format",
-        "text",
-        "dimensions",
-        "encoding_format",
-        "thinking",
-        "logprobs",
-        "top_logprobs",
-        "instructions",
-        "max_output_tokens",
-        "stop_sequences",
-        "echo",
-    ]
+    known = [*sorted(valid), *OPTIONAL_FIELDS]
     field = data.draw(st.sampled_from(known))
     body = {**valid, field: data.draw(json_values)}
     run(endpoint, body)

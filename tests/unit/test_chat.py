@@ -5,8 +5,8 @@ import pytest
 
 from sim import chat, chat_request
 from sim.content import TextGenerator, build_vocabulary
-from sim.replies import ReplyWriter
 from sim.errors import ApiError
+from sim.replies import ReplyWriter
 from sim.tokens import count_chat_prompt, encoding_for_model
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is a mock server?"}]
@@ -86,7 +86,9 @@ def test_stream_is_one_token_per_chunk_and_reassembles() -> None:
 
 def test_stream_with_include_usage_ends_with_a_usage_chunk() -> None:
     completion = chat.synthesize(
-        request(stream=True, stream_options={"include_usage": True}, max_tokens=4, ignore_eos=True), generator(), created_s=1
+        request(stream=True, stream_options={"include_usage": True}, max_tokens=4, ignore_eos=True),
+        generator(),
+        created_s=1,
     )
     chunks = parse_events(chat.stream_events(completion, include_usage=True))
     assert all(c["usage"] is None for c in chunks[:-1])

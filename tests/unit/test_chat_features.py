@@ -87,7 +87,7 @@ def test_logprobs_per_token_with_top_alternatives() -> None:
 
 
 def test_tool_calls_carry_arguments_valid_for_each_schema() -> None:
-    completion, body = answer(tools=[WEATHER, TIME], seed=1)
+    _, body = answer(tools=[WEATHER, TIME], seed=1)
     choice = body["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["content"] is None
