@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import tiktoken
 
 from sim import params
 from sim.chat import system_fingerprint
@@ -123,13 +124,27 @@ class Completion:
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens, "total_tokens": total}
 
 
+def _decoded(encoding: tiktoken.Encoding, tokens: list[int]) -> str:
+    try:
+        return encoding.decode(tokens)
+    except (KeyError, OverflowError, ValueError) as error:
+        bad = next((t for t in tokens if not 0 <= t <= encoding.max_token_value), None)
+        detail = f"Invalid token in prompt: {bad}." if bad is not None else "Invalid token in prompt."
+        raise ApiError(
+            400,
+            f"{detail} Minimum value is 0, maximum value is {encoding.max_token_value} (inclusive).",
+            param="prompt",
+            code="invalid_value",
+        ) from error
+
+
 def synthesize(request: CompletionRequest, writer: ReplyWriter, *, created_s: int) -> Completion:
     rand = request_random(request.body, writer.generator.rng)
     encoding = encoding_for_model(request.model)
     choices = []
     prompt_tokens = 0
     for prompt in request.prompts:
-        text = prompt if isinstance(prompt, str) else encoding.decode(prompt)
+        text = prompt if isinstance(prompt, str) else _decoded(encoding, prompt)
         prompt_tokens += len(prompt) if isinstance(prompt, list) else len(encoding.encode_ordinary(prompt))
         for _ in range(request.n):
             reply = writer.write(

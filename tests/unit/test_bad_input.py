@@ -125,3 +125,10 @@ def test_arbitrary_message_contents(role: str, content: Any, extra: dict[str, An
     run(_messages, {"model": "claude-haiku-4-5", "max_tokens": 32, "messages": [message]})
     run(_responses, {"model": "gpt-4o", "input": [message]})
     run(_responses, {"model": "gpt-4o", "input": [{"type": role, **extra, "content": content}]})
+
+
+@pytest.mark.parametrize("tokens", [[100261], [-1], [2**40]])
+def test_legacy_prompt_tokens_outside_the_vocabulary_are_refused(tokens: list[int]) -> None:
+    with pytest.raises(ApiError) as raised:
+        _completions({"model": "gpt-3.5-turbo-instruct", "prompt": tokens})
+    assert (raised.value.status, raised.value.param) == (400, "prompt")
