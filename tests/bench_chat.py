@@ -2,14 +2,15 @@
 
 Run from the repository root (needs ``wrk`` on PATH)::
 
-    python tests/bench_chat.py [--duration 5] [--warmup 1] [--connections 16]
+    python tests/bench_chat.py [--duration 5] [--warmup 1] [--rounds 3] [--connections 16]
                                [--max-tokens 64] [--workers 1,2] [--modes json,stream]
 
 For each worker count and mode (``json``: one JSON body; ``stream``: SSE) it
-starts ``understudy serve``, records the exact bytes of one reply, loads it with
-wrk (POST /v1/chat/completions), then serves those same bytes from a bare raw
-ASGI app (``tests/bench_bare_app.py``) under Hypercorn/trio with as many workers
-and loads that the same way. The table gives requests/s, p50 and p99 latency of
+starts ``understudy serve``, records the exact bytes of one reply, and serves
+those same bytes from a bare raw ASGI app (``tests/bench_bare_app.py``) under
+Hypercorn/trio with as many workers. Both are loaded with wrk (POST
+/v1/chat/completions, ``ignore_eos`` so every reply is ``max_tokens`` long) in
+alternating runs, ``--rounds`` each, and each side's median run is reported. The table gives requests/s, p50 and p99 latency of
 both and their ratio: how much of the bare server's throughput understudy keeps
 (target: at least 0.85). A standalone script, not a pytest test.
 """
@@ -194,27 +195,39 @@ def bench(mode: str, workers: int, args: argparse.Namespace, scratch: Path) -> R
         f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [==[{body.decode()}]==]\n'
     )
     reply_path = scratch / f"reply-{mode}-{workers}.json"
-    loads: list[Load] = []
-    for name in ("understudy", "bare"):
-        log_path = scratch / f"{name}-{mode}-{workers}.log"
-        with log_path.open("wb") as log:
-            process: subprocess.Popen[bytes] | None = None
-            try:
-                if name == "understudy":
-                    process, url = start_understudy(workers, log, log_path)
-                    reply_path.write_text(json.dumps(capture(url, body, mode == "stream")))
-                else:
-                    process, url = start_bare(workers, reply_path, log)
-                if args.warmup > 0:
+    log_paths = {name: scratch / f"{name}-{mode}-{workers}.log" for name in ("understudy", "bare")}
+    processes: list[subprocess.Popen[bytes]] = []
+    loads: dict[str, list[Load]] = {"understudy": [], "bare": []}
+    with log_paths["understudy"].open("wb") as us_log, log_paths["bare"].open("wb") as bare_log:
+        try:
+            process, us_url = start_understudy(workers, us_log, log_paths["understudy"])
+            processes.append(process)
+            reply_path.write_text(json.dumps(capture(us_url, body, mode == "stream")))
+            process, bare_url = start_bare(workers, reply_path, bare_log)
+            processes.append(process)
+            urls = {"understudy": us_url, "bare": bare_url}
+            if args.warmup > 0:
+                for url in urls.values():
                     run_wrk(url, script, args.warmup, args.connections)
-                loads.append(run_wrk(url, script, args.duration, args.connections))
-            except BaseException:
-                print(f"{name} log:\n{log_path.read_text(errors='replace')[-3000:]}", file=sys.stderr)
-                raise
-            finally:
-                if process is not None:
-                    stop(process)
-    return Row(mode, workers, loads[0], loads[1])
+            # Alternate the two, swapping who goes first each round, and keep each side's
+            # median: a shared machine's noise then falls on both sides alike.
+            for round_index in range(args.rounds):
+                order = ("understudy", "bare") if round_index % 2 == 0 else ("bare", "understudy")
+                for name in order:
+                    loads[name].append(run_wrk(urls[name], script, args.duration, args.connections))
+        except BaseException:
+            for name, path in log_paths.items():
+                print(f"{name} log:\n{path.read_text(errors='replace')[-3000:]}", file=sys.stderr)
+            raise
+        finally:
+            for process in processes:
+                stop(process)
+    return Row(mode, workers, median_load(loads["understudy"]), median_load(loads["bare"]))
+
+
+def median_load(loads: Sequence[Load]) -> Load:
+    """The run with the median throughput (its latencies come with it)."""
+    return sorted(loads, key=lambda load: load.requests_per_s)[len(loads) // 2]
 
 
 def print_table(rows: Sequence[Row]) -> None:
@@ -240,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measured wrk run")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of unmeasured wrk load first (0: none)")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs per side; the median is reported")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument("--modes", default="json,stream", help="comma-separated: json, stream")
