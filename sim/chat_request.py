@@ -205,16 +205,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
         raise params.invalid_type("model", "a string", model)
     messages = _check_messages(body.get("messages"))
     stream = params.optional_bool(body, "stream")
-    options = body.get("stream_options")
-    include_usage = False
-    if options is not None:
-        if not isinstance(options, dict):
-            raise params.invalid_type("stream_options", "an object", options)
-        if not stream:
-            raise params.invalid_value(
-                "stream_options", "The 'stream_options' parameter is only allowed when 'stream' is enabled."
-            )
-        include_usage = options.get("include_usage") is True
+    include_usage = params.include_usage(body, stream=stream)
     limits = {
         param: params.optional_int(body, param, minimum=1, maximum=MAX_OUTPUT_TOKENS)
         for param in ("max_completion_tokens", "max_tokens")

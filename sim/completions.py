@@ -79,13 +79,6 @@ def parse_completion_request(body: Any) -> CompletionRequest:
     if not isinstance(model, str):
         raise params.invalid_type("model", "a string", model)
     stream = params.optional_bool(body, "stream")
-    options = body.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise params.invalid_type("stream_options", "an object", options)
-    if options is not None and not stream:
-        raise params.invalid_value(
-            "stream_options", "The 'stream_options' parameter is only allowed when 'stream' is enabled."
-        )
     max_tokens = params.optional_int(body, "max_tokens", minimum=0, maximum=131_072)
     return CompletionRequest(
         model=model,
@@ -94,7 +87,7 @@ def parse_completion_request(body: Any) -> CompletionRequest:
         n=params.optional_int(body, "n", minimum=1, maximum=MAX_CHOICES) or 1,
         echo=params.optional_bool(body, "echo"),
         stream=stream,
-        include_usage=bool(options and options.get("include_usage") is True),
+        include_usage=params.include_usage(body, stream=stream),
         stop=params.stop_sequences(body, "stop", limit=4),
         logprobs=params.optional_int(body, "logprobs", minimum=0, maximum=MAX_LOGPROBS),
         exact_length=params.optional_bool(body, "ignore_eos"),

@@ -105,6 +105,20 @@ def optional_str(body: Mapping[str, Any], param: str) -> str | None:
     return value
 
 
+def include_usage(body: Mapping[str, Any], *, stream: bool) -> bool:
+    """``stream_options.include_usage`` of chat and legacy completions (only with ``stream``)."""
+    options = body.get("stream_options")
+    if options is None:
+        return False
+    if not isinstance(options, dict):
+        raise invalid_type("stream_options", "an object", options)
+    if not stream:
+        raise invalid_value(
+            "stream_options", "The 'stream_options' parameter is only allowed when 'stream' is enabled."
+        )
+    return options.get("include_usage") is True
+
+
 def stop_sequences(body: Mapping[str, Any], param: str, *, limit: int) -> tuple[str, ...]:
     """``stop``: a string or a list of up to ``limit`` strings."""
     value = body.get(param)
