@@ -10,9 +10,9 @@ starts ``understudy serve``, records the exact bytes of one reply, and serves
 those same bytes from a bare raw ASGI app (``tests/bench_bare_app.py``) under
 Hypercorn/trio with as many workers. Both are loaded with wrk (POST
 /v1/chat/completions, ``ignore_eos`` so every reply is ``max_tokens`` long) in
-alternating runs, ``--rounds`` each, and each side's median run is reported. The table gives requests/s, p50 and p99 latency of
-both and their ratio: how much of the bare server's throughput understudy keeps
-(target: at least 0.85). A standalone script, not a pytest test.
+alternating runs, ``--rounds`` each, and each side's median run is reported.
+The table gives requests/s, p50 and p99 latency of both and their ratio: how
+much of the bare server's throughput understudy keeps (target: at least 0.85). A standalone script, not a pytest test.
 """
 
 from __future__ import annotations

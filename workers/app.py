@@ -71,7 +71,7 @@ class Provider:
     """One provider's face: its error shape, request-id header and routes."""
 
     name: str
-    error_body: Callable[[ApiError], bytes]
+    error_body: Callable[[ApiError, str], bytes]  # (error, request id) -> body
     request_id_header: bytes
     routes: Mapping[str, Mapping[str, Handler]]  # route -> method -> handler
     prefixed_routes: Mapping[str, Mapping[str, Callable[[Scope, str], Reply]]]  # route prefix -> method -> handler
@@ -102,7 +102,7 @@ class App:
         self._worker_header = (b"x-understudy-worker", worker_id.encode())
         self._openai = Provider(
             "openai",
-            openai_wire.error_body,
+            lambda error, request_id: openai_wire.error_body(error),
             b"x-request-id",
             {
                 "/chat/completions": {"POST": self._chat_completions},
@@ -116,7 +116,8 @@ class App:
         )
         self._anthropic = Provider(
             "anthropic",
-            anthropic_wire.error_body,
+            # Anthropic's error bodies carry the request id too.
+            lambda error, request_id: anthropic_wire.error_body(error, request_id=request_id),
             b"request-id",
             {
                 "/messages": {"POST": self._messages},
@@ -156,19 +157,21 @@ class App:
             return
         if path.startswith(images.IMAGE_PATH_PREFIX) and method == "GET":
             png = images.png_for_path(path)
-            reply = Reply(200, png, PNG) if png else _error_reply(self._openai, ApiError(404, "No such image."))
+            missing = ApiError(404, "No such image.")
+            reply = Reply(200, png, PNG) if png else _error_reply(self._openai, missing, request_id)
             await respond(send, reply, own)
             return
         provider, route = self._route(scope, path)
         try:
             reply = await self._api(provider, scope, receive, method, path, route)
         except ApiError as error:
-            reply = _error_reply(provider, error)
+            reply = _error_reply(provider, error, request_id)
         except Exception:  # the app's outermost boundary: log it, answer 500, keep serving
             log.exception("request %s %s failed", method, path)
             reply = _error_reply(
                 provider,
                 ApiError(500, "The server had an error while processing your request.", error_type="server_error"),
+                request_id,
             )
         # Every API answer is the simulator's own until passthrough exists.
         self._counters.count_response(status=reply.status, mocked=True)
@@ -310,10 +313,10 @@ def _not_allowed(method: str, path: str, methods: Mapping[str, object]) -> _NotA
     return _NotAllowed(method, path, methods)
 
 
-def _error_reply(provider: Provider, error: ApiError) -> Reply:
+def _error_reply(provider: Provider, error: ApiError, request_id: bytes = b"") -> Reply:
     """An error in the provider's shape, with the status the error implies."""
     headers = ((b"allow", error.allow),) if isinstance(error, _NotAllowed) else ()
-    return Reply(error.status, provider.error_body(error), headers=headers)
+    return Reply(error.status, provider.error_body(error, request_id.decode()), headers=headers)
 
 
 def _not_ready() -> Reply:

@@ -175,6 +175,7 @@ def test_errors_in_anthropic_shape(
         assert body["type"] == "error"
         assert body["error"]["type"] == error_type and body["error"]["message"]
         assert response.headers["request-id"].startswith("req_")
+        assert body["request_id"] == response.headers["request-id"]
         if status == 405:
             assert response.headers["allow"] == "POST"
         assert http.get("/health").status_code == 200
