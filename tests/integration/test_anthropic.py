@@ -160,6 +160,20 @@ def test_raw_stream_event_sequence(server: Server, auth: dict[str, str], path: s
     [
         ("POST", "/v1/messages", b'{"model": "claude-haiku-4-5", "messages": []}', 400, "invalid_request_error"),
         ("POST", "/v1/messages", b"{not json", 400, "invalid_request_error"),
+        (
+            "POST",
+            "/v1/messages",
+            b'{"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "hi"}]}',
+            400,
+            "invalid_request_error",
+        ),  # no max_tokens
+        (
+            "POST",
+            "/v1/messages",
+            b'{"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}',
+            400,
+            "invalid_request_error",
+        ),  # no model
         ("POST", "/v1/no/such/thing", b"{}", 404, "not_found_error"),
         ("GET", "/v1/messages", b"", 405, "invalid_request_error"),
         ("POST", "/anthropic/v1/messages", b"x" * (50 * 1024 * 1024 + 1), 413, "request_too_large"),

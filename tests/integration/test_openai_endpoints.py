@@ -54,6 +54,18 @@ def test_responses_create_with_string_input(client: openai.OpenAI) -> None:
     assert response.usage.output_tokens == len(encoding_for_model("gpt-4.1").encode(response.output_text))
 
 
+def test_responses_max_output_tokens_cuts_the_answer(client: openai.OpenAI) -> None:
+    statuses = set()
+    for _ in range(10):
+        response = client.responses.create(model="gpt-4o", input="Tell me everything.", max_output_tokens=16)
+        assert response.usage is not None and response.usage.output_tokens <= 16
+        if response.status == "incomplete":
+            assert response.incomplete_details is not None
+            assert response.incomplete_details.reason == "max_output_tokens"
+        statuses.add(response.status)
+    assert "incomplete" in statuses
+
+
 def test_responses_stream_helper_and_final_response(client: openai.OpenAI) -> None:
     with client.responses.stream(
         model="gpt-4o", input=[{"role": "user", "content": "Write a haiku about mocks."}]
