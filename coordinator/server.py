@@ -32,7 +32,7 @@ DEFAULT_BIND = "tcp://127.0.0.1:5555"
 
 def config_document(settings: Settings) -> dict[str, Any]:
     """The rule/config document every worker follows (versioned by the coordinator)."""
-    return {"models": list(settings.models)}
+    return {"models": list(settings.models), "mocker": settings.mocker}
 
 
 class Coordinator:
@@ -50,6 +50,7 @@ class Coordinator:
             protocol.Heartbeat: self._on_heartbeat,
             protocol.StatsReport: self._on_stats,
             protocol.StatsQuery: self._on_query,
+            protocol.AdminRequest: self._on_admin,
             protocol.Goodbye: self._on_goodbye,
         }
 
@@ -97,6 +98,39 @@ class Coordinator:
 
     def _on_query(self, route: bytes, message: protocol.StatsQuery, now_s: float) -> None:
         self._send(route, protocol.StatsReply(message.query_id, self.stats.snapshot(now_s=now_s)))
+
+    def _on_admin(self, route: bytes, message: protocol.AdminRequest, now_s: float) -> None:
+        if message.action == "reset_stats":
+            self.stats.reset()
+            result: dict[str, Any] = {"ok": True}
+        elif message.action == "get_rules":
+            result = {"ok": True, "version": self.config_version, "document": self.config.get("mocker")}
+        elif message.action == "put_rules":
+            result = self.put_rules(message.payload.get("document"))
+        else:
+            result = {"ok": False, "errors": [f"unknown admin action {message.action!r}"]}
+        self._send(route, protocol.AdminReply(message.query_id, result))
+
+    def put_rules(self, document: Any) -> dict[str, Any]:
+        """Adopt a new rules document if it is valid and hand it to every worker; else keep the old one."""
+        errors = self._check_rules(document)
+        if errors:
+            log.warning("rules refused (version %s stays): %s", self.config_version, "; ".join(errors))
+            return {"ok": False, "version": self.config_version, "errors": errors}
+        self.config_version += 1
+        self.config = {**self.config, "mocker": document}
+        snapshot = protocol.encode(protocol.ConfigSnapshot(self.config_version, self.config))
+        for worker_id in self.stats.alive_workers():
+            route = self._routes.get(worker_id)
+            if route is not None:
+                self._channel.send([route, snapshot])
+        log.info("rules version %s handed to %d workers", self.config_version, len(self.stats.alive_workers()))
+        return {"ok": True, "version": self.config_version}
+
+    def _check_rules(self, document: Any) -> list[str]:
+        if document is not None and not isinstance(document, dict):
+            return ["mocker: must be a mapping"]
+        return []
 
     def _on_goodbye(self, route: bytes, message: protocol.Goodbye, now_s: float) -> None:
         self.stats.goodbye(message.worker_id, message.incarnation)

@@ -90,6 +90,24 @@ class StatsReply:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class AdminRequest:
+    """Worker → coordinator: an ``/admin`` action on cluster state (``reset_stats``,
+    ``get_rules``, ``put_rules`` with ``payload["document"]``)."""
+
+    TAG: ClassVar[str] = "admin"
+    query_id: int
+    action: str
+    payload: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AdminReply:
+    TAG: ClassVar[str] = "admin_reply"
+    query_id: int
+    result: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ConfigSnapshot:
     """Coordinator → worker: the whole config document at ``version``."""
 
@@ -107,7 +125,18 @@ class Goodbye:
     incarnation: str
 
 
-Message = Hello | Welcome | Heartbeat | StatsReport | StatsQuery | StatsReply | ConfigSnapshot | Goodbye
+Message = (
+    Hello
+    | Welcome
+    | Heartbeat
+    | StatsReport
+    | StatsQuery
+    | StatsReply
+    | AdminRequest
+    | AdminReply
+    | ConfigSnapshot
+    | Goodbye
+)
 
 _PY_TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
@@ -123,7 +152,18 @@ def _schema(cls: type) -> tuple[tuple[str, tuple[type, ...]], ...]:
 
 _MESSAGES: dict[str, tuple[type, tuple[tuple[str, tuple[type, ...]], ...]]] = {
     cls.TAG: (cls, _schema(cls))
-    for cls in (Hello, Welcome, Heartbeat, StatsReport, StatsQuery, StatsReply, ConfigSnapshot, Goodbye)
+    for cls in (
+        Hello,
+        Welcome,
+        Heartbeat,
+        StatsReport,
+        StatsQuery,
+        StatsReply,
+        AdminRequest,
+        AdminReply,
+        ConfigSnapshot,
+        Goodbye,
+    )
 }
 
 

@@ -112,6 +112,10 @@ class Settings(BaseModel):
         description="per-model content: {model: {mode, text, responses}} (JSON in env and flags)",
     )
     big_payload: bool = Field(False, description="about 10 KB generated replies and 4096-dimension embeddings")
+    admin_token: str | None = Field(None, description="when set, /admin/* needs `Authorization: Bearer TOKEN`")
+    mocker: dict[str, Any] | None = Field(
+        None, description="the rules document (Bifrost mocker semantics); see README, Scenario rules"
+    )
     seed: int | None = Field(None, description="seed for generated content (default: random)")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level of every process")
 

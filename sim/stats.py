@@ -8,6 +8,11 @@ next one, a repeated or reordered one is ignored, and a restarted worker (same
 id, new incarnation) adds to what its earlier incarnations reported instead of
 replacing it. Liveness is judged from the time of the last message, with the
 current time always passed in.
+
+A reset (``POST /admin/stats/reset``) never touches a worker: the coordinator
+notes the counters held at that moment as a baseline per incarnation and shows
+what was counted since, so a report in flight during the reset is neither lost
+nor counted twice.
 """
 
 from __future__ import annotations
@@ -48,6 +53,24 @@ class RequestCounters:
             "errors_generated": self.errors_generated,
             "rule_hits": dict(self.rule_hits),
         }
+
+
+def subtract_counters(counters: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, Any]:
+    """``counters - baseline``, counter by counter and rule by rule (both cumulative)."""
+    out: dict[str, Any] = {}
+    for name in COUNTER_NAMES:
+        value, base = counters.get(name, 0), baseline.get(name, 0)
+        if isinstance(value, int) and isinstance(base, int):
+            out[name] = value - base
+    hits, base_hits = counters.get("rule_hits"), baseline.get("rule_hits")
+    if isinstance(hits, Mapping):
+        base_hits = base_hits if isinstance(base_hits, Mapping) else {}
+        out["rule_hits"] = {
+            rule: count - int(base_hits.get(rule, 0) or 0)
+            for rule, count in hits.items()
+            if isinstance(count, int) and count - int(base_hits.get(rule, 0) or 0)
+        }
+    return out
 
 
 def sum_counters(snapshots: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -93,7 +116,18 @@ class ClusterStats:
         self.started_s = started_s
         self._workers: dict[str, WorkerRecord] = {}
         self._reports: dict[tuple[str, str], _Report] = {}
+        self._baselines: dict[tuple[str, str], Mapping[str, Any]] = {}
         self.bad_frames = 0
+
+    def reset(self) -> None:
+        """Count from now on: what is held becomes the baseline of each incarnation."""
+        self._baselines = {key: report.counters for key, report in self._reports.items()}
+
+    def _since_reset(self) -> dict[tuple[str, str], Mapping[str, Any]]:
+        return {
+            key: subtract_counters(report.counters, self._baselines[key]) if key in self._baselines else report.counters
+            for key, report in self._reports.items()
+        }
 
     def seen(self, worker_id: str, incarnation: str, *, now_s: float, pid: int = 0, host: str = "") -> bool:
         """Note a message from ``worker_id``; True if this is an incarnation not seen before."""
@@ -149,10 +183,11 @@ class ClusterStats:
 
     def snapshot(self, *, now_s: float) -> dict[str, Any]:
         """The aggregate that ``/admin/stats`` shows."""
-        totals = sum_counters(report.counters for report in self._reports.values())
+        counted = self._since_reset()
+        totals = sum_counters(counted.values())
         per_worker: dict[str, int] = {}
-        for (worker_id, _), report in self._reports.items():
-            requests = report.counters.get("total_requests", 0)
+        for (worker_id, _), counters in counted.items():
+            requests = counters.get("total_requests", 0)
             if isinstance(requests, int):
                 per_worker[worker_id] = per_worker.get(worker_id, 0) + requests
         workers = [

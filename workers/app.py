@@ -13,7 +13,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -32,6 +32,7 @@ from sim import (
 from sim.errors import ApiError
 from sim.replies import ReplyWriter, request_random
 from sim.stats import RequestCounters
+from workers.admin import Admin, StatsSource
 from workers.http import (
     PNG,
     SSE,
@@ -52,15 +53,6 @@ log = logging.getLogger("understudy.worker.app")
 
 HEALTHY = b'{"status":"healthy"}'
 STATS_TIMEOUT_S = 2.0
-
-
-class StatsSource(Protocol):
-    """What the app needs from the coordinator link."""
-
-    @property
-    def connected(self) -> bool: ...
-
-    async def query_stats(self, *, timeout_s: float) -> dict[str, Any] | None: ...
 
 
 Handler = Callable[[Scope, bytes], Reply]
@@ -88,6 +80,7 @@ class App:
         link: StatsSource,
         max_body_bytes: int,
         big_payload: bool = False,
+        admin_token: str | None = None,
         seed: int | str | None = None,
     ) -> None:
         self.worker_id = worker_id
@@ -100,6 +93,7 @@ class App:
         self._big_payload = big_payload
         self._random = random.Random(seed)
         self._worker_header = (b"x-understudy-worker", worker_id.encode())
+        self._admin = Admin(link, token=admin_token, max_body_bytes=max_body_bytes)
         self._openai = Provider(
             "openai",
             lambda error, request_id: openai_wire.error_body(error),
@@ -152,8 +146,8 @@ class App:
             reply = Reply(200, b'{"status":"ready"}') if self._link.connected else _not_ready()
             await respond(send, reply, own)
             return
-        if path == "/admin/stats":
-            await respond(send, await self._admin_stats(method), own)
+        if path.startswith("/admin/"):
+            await respond(send, await self._admin.handle(scope, receive, method, path), own)
             return
         if path.startswith(images.IMAGE_PATH_PREFIX) and method == "GET":
             png = images.png_for_path(path)
@@ -288,19 +282,6 @@ class App:
                 code="model_not_found",
             )
         return Reply(200, orjson.dumps(openai_wire.model_object(model)))
-
-    async def _admin_stats(self, method: str) -> Reply:
-        if method != "GET":
-            return _error_reply(self._openai, _not_allowed(method, "/admin/stats", {"GET": None}))
-        stats = await self._link.query_stats(timeout_s=STATS_TIMEOUT_S)
-        if stats is None:
-            return _error_reply(
-                self._openai,
-                ApiError(
-                    503, "The coordinator did not answer; cluster stats are unavailable.", error_type="server_error"
-                ),
-            )
-        return Reply(200, orjson.dumps(stats))
 
 
 class _NotAllowed(ApiError):

@@ -141,10 +141,10 @@ class CoordinatorLink:
             self.welcomed.set()
         elif isinstance(message, protocol.ConfigSnapshot):
             self._set_config(message.version, message.config)
-        elif isinstance(message, protocol.StatsReply):
+        elif isinstance(message, protocol.StatsReply | protocol.AdminReply):
             pending = self._pending.get(message.query_id)
             if pending is not None:
-                pending[1].append(message.stats)
+                pending[1].append(message.stats if isinstance(message, protocol.StatsReply) else message.result)
                 pending[0].set()
 
     def _set_config(self, version: int, config: dict[str, Any]) -> None:
@@ -156,12 +156,19 @@ class CoordinatorLink:
         """The cluster-wide stats from the coordinator, or None if it did not answer in time."""
         # Our own latest counters go first, so the answer includes this worker's requests.
         self.report_stats()
+        return await self._ask(lambda query_id: protocol.StatsQuery(query_id), timeout_s=timeout_s)
+
+    async def admin(self, action: str, payload: dict[str, Any], *, timeout_s: float) -> dict[str, Any] | None:
+        """Ask the coordinator to carry out an admin action; None if it did not answer in time."""
+        return await self._ask(lambda query_id: protocol.AdminRequest(query_id, action, payload), timeout_s=timeout_s)
+
+    async def _ask(self, question: Callable[[int], protocol.Message], *, timeout_s: float) -> dict[str, Any] | None:
         query_id = next(self._query_ids)
         done = trio.Event()
         result: list[dict[str, Any]] = []
         self._pending[query_id] = (done, result)
         try:
-            self._send(protocol.StatsQuery(query_id))
+            self._send(question(query_id))
             with trio.move_on_after(timeout_s):
                 await done.wait()
         finally:

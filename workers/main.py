@@ -117,6 +117,7 @@ async def _serve(
         link=link,
         max_body_bytes=settings.max_body_bytes,
         big_payload=settings.big_payload,
+        admin_token=settings.admin_token,
         seed=seed,
     )
     stop = trio.Event()

@@ -115,13 +115,15 @@ class Server:
     process: Process
     url: str
     workers: int
+    admin_token: str | None = None
 
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
 
     def stats(self) -> dict[str, Any]:
         with self.http() as client:
-            response = client.get("/admin/stats")
+            headers = {"authorization": f"Bearer {self.admin_token}"} if self.admin_token else {}
+            response = client.get("/admin/stats", headers=headers)
             response.raise_for_status()
             result: dict[str, Any] = response.json()
             return result
@@ -140,7 +142,8 @@ def start_server(tmp_path: Path, *args: str, workers: int = 2) -> Server:
     line = process.first_line()
     url = line.split()[2]
     assert url.startswith("http://127.0.0.1:"), line
-    server = Server(process, url, workers)
+    token = args[args.index("--admin-token") + 1] if "--admin-token" in args else None
+    server = Server(process, url, workers, token)
     try:
         server.wait_ready()
     except BaseException:

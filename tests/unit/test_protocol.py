@@ -13,6 +13,8 @@ EXAMPLES: list[protocol.Message] = [
     protocol.StatsReport("w0", "123-ab", 123, 7, {"total_requests": 3, "rule_hits": {"r": 1}}),
     protocol.StatsQuery(9),
     protocol.StatsReply(9, {"total_requests": 3}),
+    protocol.AdminRequest(10, "put_rules", {"document": {"rules": []}}),
+    protocol.AdminReply(10, {"ok": False, "errors": ["mocker.rules[0].name: required"]}),
     protocol.ConfigSnapshot(2, {"models": []}),
     protocol.Goodbye("w0", "123-ab"),
 ]

@@ -99,3 +99,20 @@ def test_any_order_of_reports_sums_the_latest_of_each_incarnation(reports: list[
         if held is None or seq_number > held[0]:
             latest[(worker, incarnation)] = (seq_number, total)
     assert stats.snapshot(now_s=0)["total_requests"] == sum(total for _, total in latest.values())
+
+
+def test_reset_counts_from_then_on_and_keeps_late_reports() -> None:
+    stats = ClusterStats(started_s=0)
+    stats.seen("w0", "a", now_s=0)
+    stats.report("w0", "a", 1, {"total_requests": 5, "errors_generated": 1, "rule_hits": {"r": 2}})
+    stats.reset()
+    assert stats.snapshot(now_s=1)["total_requests"] == 0
+    assert stats.snapshot(now_s=1)["rule_hits"] == {}
+    stats.report("w0", "a", 2, {"total_requests": 8, "errors_generated": 1, "rule_hits": {"r": 3, "q": 1}})
+    stats.seen("w1", "b", now_s=1)
+    stats.report("w1", "b", 1, {"total_requests": 4})
+    snapshot = stats.snapshot(now_s=2)
+    assert snapshot["total_requests"] == 3 + 4
+    assert snapshot["errors_generated"] == 0
+    assert snapshot["rule_hits"] == {"r": 1, "q": 1}
+    assert {w["id"]: w["requests"] for w in snapshot["workers"]} == {"w0": 3, "w1": 4}
