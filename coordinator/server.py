@@ -13,6 +13,7 @@ that does not decode is counted in ``bad_frames`` and dropped.
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -21,8 +22,8 @@ import zmq
 
 from coordinator.transport import ZmqChannel
 from sim import protocol
-from sim.errors import ProtocolError
-from sim.settings import Settings
+from sim.errors import ProtocolError, SettingsError
+from sim.settings import Settings, read_config_file
 from sim.stats import ClusterStats
 
 log = logging.getLogger("understudy.coordinator")
@@ -151,9 +152,14 @@ async def run_coordinator(
     settings: Settings,
     *,
     bind: str,
+    config_path: str | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the cluster state on ``bind`` until cancelled; reports the bound endpoint."""
+    """Serve the cluster state on ``bind`` until cancelled; reports the bound endpoint.
+
+    With ``config_path``, SIGHUP re-reads that file and adopts its ``mocker``
+    section as a new rules version (a bad one is refused and logged).
+    """
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = context.socket(zmq.ROUTER)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -166,6 +172,8 @@ async def run_coordinator(
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_ticker, coordinator, settings.heartbeat_interval_s)
+            if config_path is not None:
+                nursery.start_soon(_reload_on_sighup, coordinator, config_path)
             task_status.started(endpoint)
             while True:
                 frames = await channel.receive()
@@ -178,3 +186,16 @@ async def _ticker(coordinator: Coordinator, interval_s: float) -> None:
     while True:
         await trio.sleep(interval_s)
         coordinator.tick(now_s=trio.current_time())
+
+
+async def _reload_on_sighup(coordinator: Coordinator, config_path: str) -> None:
+    with trio.open_signal_receiver(signal.SIGHUP) as received:
+        async for _ in received:
+            try:
+                document = read_config_file(config_path).get("mocker")
+            except SettingsError as error:
+                log.warning("SIGHUP: %s; rules version %s stays", error, coordinator.config_version)
+                continue
+            result = coordinator.put_rules(document)
+            if result["ok"]:
+                log.info("SIGHUP: rules reloaded from %s", config_path)

@@ -157,7 +157,8 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
     return layer
 
 
-def _file_layer(path: str) -> dict[str, tuple[Any, str]]:
+def read_config_file(path: str) -> dict[str, Any]:
+    """The mapping a YAML (or JSON) config file holds; :class:`SettingsError` if it cannot be read."""
     source = f"config file {path}"
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -172,7 +173,11 @@ def _file_layer(path: str) -> dict[str, tuple[Any, str]]:
         return {}
     if not isinstance(document, dict):
         raise SettingsError("config", source, "must be a mapping of setting names to values")
-    return {str(key): (value, source) for key, value in document.items()}
+    return {str(key): value for key, value in document.items()}
+
+
+def _file_layer(path: str) -> dict[str, tuple[Any, str]]:
+    return {key: (value, f"config file {path}") for key, value in read_config_file(path).items()}
 
 
 def load_settings(

@@ -93,11 +93,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if arguments.command == "serve":
         from understudy.supervisor import serve
 
-        return serve(settings)
+        return serve(settings, config_path=arguments.config)
     if arguments.command == "coordinator":
         from coordinator.main import run_coordinator_process
+        from understudy.supervisor import CONFIG_PATH_ENV
 
-        return run_coordinator_process(settings, parent_pid=arguments.parent_pid)
+        config_path = arguments.config or environ.get(CONFIG_PATH_ENV)
+        return run_coordinator_process(settings, parent_pid=arguments.parent_pid, config_path=config_path)
     from workers.main import run_worker
 
     return run_worker(settings, listen_fd=arguments.listen_fd, parent_pid=arguments.parent_pid)

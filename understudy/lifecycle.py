@@ -30,6 +30,9 @@ def prepare_signals(*, supervised: bool) -> tuple[int, ...]:
     """Call before ``trio.run``; returns the signals that ask this process to stop."""
     if supervised:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # SIGHUP reloads rules through the coordinator; sent to the whole
+        # process group it must not end a worker (its default action).
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         return (signal.SIGTERM,)
     return (signal.SIGINT, signal.SIGTERM)
 

@@ -34,6 +34,8 @@ from workers.main import open_listener
 log = logging.getLogger("understudy.serve")
 
 SETTINGS_ENV = "UNDERSTUDY__EFFECTIVE_SETTINGS"
+# The config file `serve` was started with: the coordinator re-reads it on SIGHUP.
+CONFIG_PATH_ENV = "UNDERSTUDY__CONFIG_PATH"
 RESTART_DELAY_MIN_S = 0.1
 RESTART_DELAY_MAX_S = 5.0
 # A child that ran this long before dying is not crash-looping: restart it at once.
@@ -51,7 +53,9 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, *, listen_fd: int, coordinator_bind: str) -> None:
+    def __init__(
+        self, settings: Settings, *, listen_fd: int, coordinator_bind: str, config_path: str | None = None
+    ) -> None:
         self._settings = settings
         self._listen_fd = listen_fd
         base = [sys.executable, "-m", "understudy"]
@@ -68,6 +72,8 @@ class Supervisor:
         document["coordinator_bind"] = coordinator_bind
         document["coordinator_url"] = coordinator_bind
         self._env = {**os.environ, SETTINGS_ENV: json.dumps(document)}
+        if config_path is not None:
+            self._env[CONFIG_PATH_ENV] = os.path.abspath(config_path)
         # Set as soon as a stop signal arrives: a child that exits then (a signal
         # sent to the whole process group reaches it too) is not restarted.
         self._stop = trio.Event()
@@ -78,10 +84,20 @@ class Supervisor:
             nursery.start_soon(self._keep_running, self.coordinator)
             for worker in self.workers:
                 nursery.start_soon(self._keep_running, worker)
+            nursery.start_soon(self._forward_sighup)
             await stop.wait()
             await self._stop_all(self.workers, self._settings.grace_period_s + EXIT_MARGIN_S)
             await self._stop_all([self.coordinator], EXIT_MARGIN_S)
             nursery.cancel_scope.cancel()
+
+    async def _forward_sighup(self) -> None:
+        """SIGHUP reloads the rules: the coordinator re-reads the config file and tells every worker."""
+        with trio.open_signal_receiver(signal.SIGHUP) as received:
+            async for _ in received:
+                process = self.coordinator.process
+                if process is not None and process.returncode is None:
+                    log.info("SIGHUP: asking the coordinator to reload the rules")
+                    process.send_signal(signal.SIGHUP)
 
     async def _keep_running(self, child: Child) -> None:
         delay = RESTART_DELAY_MIN_S
@@ -118,14 +134,14 @@ class Supervisor:
                 await process.wait()
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, *, config_path: str | None = None) -> int:
     """Run `understudy serve` until SIGINT or SIGTERM; returns the exit code."""
     lifecycle.configure_logging(settings.log_level, "serve")
     listener = open_listener(settings.host, settings.port, backlog=settings.backlog)
     host, port = listener.getsockname()[:2]
     with tempfile.TemporaryDirectory(prefix="understudy-") as private_dir:
         bind = settings.coordinator_bind or f"ipc://{private_dir}/coordinator"
-        supervisor = Supervisor(settings, listen_fd=listener.fileno(), coordinator_bind=bind)
+        supervisor = Supervisor(settings, listen_fd=listener.fileno(), coordinator_bind=bind, config_path=config_path)
         shown_host = f"[{host}]" if ":" in host else host
         print(
             f"understudy serving http://{shown_host}:{port} with {settings.workers} workers "

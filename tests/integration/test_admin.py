@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
@@ -50,3 +52,23 @@ def test_admin_token_guards_every_admin_route(fresh_server: Callable[..., Server
             assert http.request(method, path, headers={"authorization": "Bearer nope"}).status_code == 401
             assert http.request(method, path, headers={"authorization": "Bearer s3cret"}).status_code == 200
         assert http.get("/health").status_code == 200
+
+
+def test_sighup_reloads_the_rules_from_the_config_file(fresh_server: Callable[..., Server], tmp_path: Path) -> None:
+    config = tmp_path / "understudy.yaml"
+    config.write_text("mocker:\n  enabled: false\n")
+    server = fresh_server("--config", str(config), workers=1)
+    with server.http() as http:
+        assert http.get("/admin/rules").json() == {"version": 1, "mocker": {"enabled": False}}
+        config.write_text("mocker:\n  enabled: true\n  rules: []\n")
+        server.process.signal(signal.SIGHUP)
+        reloaded = wait_for(
+            lambda: (r := http.get("/admin/rules").json())["version"] == 2 and r, timeout_s=5, what="version 2"
+        )
+        assert reloaded["mocker"] == {"enabled": True, "rules": []}
+        config.write_text("mocker: [not, a, mapping]\n")
+        server.process.signal(signal.SIGHUP)
+        assert wait_for(lambda: "rules refused" in server.process.log(), timeout_s=5, what="the refusal logged")
+        assert http.get("/admin/rules").json()["version"] == 2
+        assert http.get("/health").status_code == 200
+        assert server.stats()["workers_alive"] == 1
