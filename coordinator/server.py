@@ -23,6 +23,7 @@ import zmq
 from coordinator.transport import ZmqChannel
 from sim import protocol
 from sim.errors import ProtocolError, SettingsError
+from sim.mocker import MockerConfigError, load_mocker
 from sim.settings import Settings, read_config_file
 from sim.stats import ClusterStats
 
@@ -129,8 +130,10 @@ class Coordinator:
         return {"ok": True, "version": self.config_version}
 
     def _check_rules(self, document: Any) -> list[str]:
-        if document is not None and not isinstance(document, dict):
-            return ["mocker: must be a mapping"]
+        try:
+            load_mocker(document)
+        except MockerConfigError as error:
+            return list(error.errors)
         return []
 
     def _on_goodbye(self, route: bytes, message: protocol.Goodbye, now_s: float) -> None:

@@ -116,6 +116,9 @@ class Settings(BaseModel):
     mocker: dict[str, Any] | None = Field(
         None, description="the rules document (Bifrost mocker semantics); see README, Scenario rules"
     )
+    plugins: list[dict[str, Any]] | None = Field(
+        None, description='user plugins: [{name, factory: "package.module:create", config}] (README, Plugins)'
+    )
     seed: int | None = Field(None, description="seed for generated content (default: random)")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level of every process")
 

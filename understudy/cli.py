@@ -17,6 +17,8 @@ from typing import Any
 import yaml
 
 from sim.errors import SettingsError
+from sim.mocker import MockerConfigError, load_mocker
+from sim.plugin_loader import PluginConfigError, load_plugins
 from sim.settings import FIELDS, Settings, load_settings, settings_document
 
 EXIT_USAGE = 2
@@ -55,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
     config = roles.add_parser("config", help="validate or print the effective settings")
     config.add_argument("action", choices=["show", "validate", "schema"])
+    config.add_argument("file", nargs="?", help="the config file to check (same as --config FILE)")
     _add_setting_flags(config)
     return parser
 
@@ -73,9 +76,22 @@ def resolve_settings(arguments: argparse.Namespace, environ: Mapping[str, str]) 
     return load_settings(environ=environ, flags=_flags(arguments), config_path=arguments.config)
 
 
+def scenario_problems(settings: Settings) -> list[str]:
+    """Every problem in the rules and the plugins (loaded once, so a bad file is refused before anything starts)."""
+    problems: list[str] = []
+    for load, section in ((load_mocker, settings.mocker), (load_plugins, settings.plugins)):
+        try:
+            load(section)
+        except (MockerConfigError, PluginConfigError) as error:
+            problems.extend(error.errors)
+    return problems
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     environ = os.environ if environ is None else environ
+    if arguments.command == "config" and arguments.file:
+        arguments.config = arguments.file
     if arguments.command == "config" and arguments.action == "schema":
         print(json.dumps(Settings.model_json_schema(), indent=2))
         return 0
@@ -83,6 +99,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         settings = resolve_settings(arguments, environ)
     except SettingsError as error:
         print(f"understudy: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    problems = scenario_problems(settings)
+    if problems:
+        print(f"understudy: error: {len(problems)} problem(s) in the configuration:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
     if arguments.command == "config":
         if arguments.action == "validate":

@@ -7,15 +7,17 @@ an unexpected failure a logged 500 in that shape too.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import trio
 
 from sim import (
     anthropic_message,
@@ -30,7 +32,11 @@ from sim import (
     responses,
 )
 from sim.errors import ApiError
-from sim.replies import ReplyWriter, request_random
+from sim.mocker import Mocker, MockerConfigError, load_mocker
+from sim.mocker_rules import GENERATE, PASSTHROUGH, Decision
+from sim.pipeline import Context, PipelineStats, Plugin, PluginError, PluginRequest, run_post, run_pre
+from sim.replies import ContentPolicy, ReplyWriter, request_random
+from sim.rules_plugin import DECISION, SIZE_BYTES, RulesPlugin, apply_overrides
 from sim.stats import RequestCounters
 from workers.admin import Admin, StatsSource
 from workers.http import (
@@ -55,7 +61,8 @@ HEALTHY = b'{"status":"healthy"}'
 STATS_TIMEOUT_S = 2.0
 
 
-Handler = Callable[[Scope, bytes], Reply]
+# Every endpoint: (scope, the decoded JSON body or None, the writer of reply texts) -> reply.
+Handler = Callable[[Scope, Any, ReplyWriter], Reply]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +70,7 @@ class Provider:
     """One provider's face: its error shape, request-id header and routes."""
 
     name: str
+    display_name: str
     error_body: Callable[[ApiError, str], bytes]  # (error, request id) -> body
     request_id_header: bytes
     routes: Mapping[str, Mapping[str, Handler]]  # route -> method -> handler
@@ -81,6 +89,8 @@ class App:
         max_body_bytes: int,
         big_payload: bool = False,
         admin_token: str | None = None,
+        mocker: Mocker | None = None,
+        plugins: Sequence[Plugin] = (),
         seed: int | str | None = None,
     ) -> None:
         self.worker_id = worker_id
@@ -94,8 +104,13 @@ class App:
         self._random = random.Random(seed)
         self._worker_header = (b"x-understudy-worker", worker_id.encode())
         self._admin = Admin(link, token=admin_token, max_body_bytes=max_body_bytes)
+        # Users' plugins first, then the rules, which decide what the provider step does.
+        self._rules = RulesPlugin(mocker or load_mocker(None), random.Random(seed))
+        self._plugins: tuple[Plugin, ...] = (*plugins, self._rules)
+        self.plugin_stats = PipelineStats()
         self._openai = Provider(
             "openai",
+            "OpenAI",
             lambda error, request_id: openai_wire.error_body(error),
             b"x-request-id",
             {
@@ -110,6 +125,7 @@ class App:
         )
         self._anthropic = Provider(
             "anthropic",
+            "Anthropic",
             # Anthropic's error bodies carry the request id too.
             lambda error, request_id: anthropic_wire.error_body(error, request_id=request_id),
             b"request-id",
@@ -126,6 +142,13 @@ class App:
         models = config.get("models")
         if isinstance(models, list) and models:
             self.models = tuple(str(model) for model in models)
+        try:
+            # One assignment: a request reads the old rules or the new ones, never a mix.
+            self._rules.mocker = load_mocker(config.get("mocker"))
+        except MockerConfigError as error:  # the coordinator checked it; a newer build may differ
+            log.error("rules version %s refused, keeping the previous ones: %s", version, "; ".join(error.errors))
+            return
+        log.info("rules version %s in effect", version)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -156,8 +179,9 @@ class App:
             await respond(send, reply, own)
             return
         provider, route = self._route(scope, path)
+        decision: Decision | None = None
         try:
-            reply = await self._api(provider, scope, receive, method, path, route)
+            reply, decision = await self._api(provider, scope, receive, method, path, route, request_id)
         except ApiError as error:
             reply = _error_reply(provider, error, request_id)
         except Exception:  # the app's outermost boundary: log it, answer 500, keep serving
@@ -167,8 +191,11 @@ class App:
                 ApiError(500, "The server had an error while processing your request.", error_type="server_error"),
                 request_id,
             )
-        # Every API answer is the simulator's own until passthrough exists.
-        self._counters.count_response(status=reply.status, mocked=True)
+        self._counters.count_response(
+            status=reply.status,
+            mocked=decision is None or decision.kind != PASSTHROUGH,
+            rule=None if decision is None else decision.rule,
+        )
         await respond(send, reply, ((provider.request_id_header, request_id), self._worker_header))
 
     def _route(self, scope: Scope, path: str) -> tuple[Provider, str | None]:
@@ -186,8 +213,16 @@ class App:
         return self._openai, api_path(path, OPENAI_PREFIXES)
 
     async def _api(
-        self, provider: Provider, scope: Scope, receive: Receive, method: str, path: str, route: str | None
-    ) -> Reply:
+        self,
+        provider: Provider,
+        scope: Scope,
+        receive: Receive,
+        method: str,
+        path: str,
+        route: str | None,
+        request_id: bytes,
+    ) -> tuple[Reply, Decision | None]:
+        """The answer to an API request, and the rules' decision about it (None if no rule was asked)."""
         if route is None:
             raise ApiError(404, f"Invalid URL ({method} {path})", code="unknown_url")
         methods = provider.routes.get(route)
@@ -196,62 +231,126 @@ class App:
                 if route.startswith(prefix) and len(route) > len(prefix):
                     if method not in prefixed:
                         raise _not_allowed(method, path, prefixed)
-                    return prefixed[method](scope, route[len(prefix) :])
+                    return prefixed[method](scope, route[len(prefix) :]), None
             raise ApiError(404, f"Invalid URL ({method} {path})", code="unknown_url")
         handler = methods.get(method)
         if handler is None:
             raise _not_allowed(method, path, methods)
-        body = await read_body(scope, receive, self._max_body_bytes) if method == "POST" else b""
-        return handler(scope, body)
+        if method != "POST":
+            return handler(scope, None, self._writer), None
+        raw = await read_body(scope, receive, self._max_body_bytes)
+        body = json_body(raw, provider=provider.display_name)
+        if not isinstance(body, dict):
+            return handler(scope, body, self._writer), None  # the endpoint refuses it in its own words
+        return await self._through_pipeline(provider, route, scope, body, len(raw), handler, request_id)
+
+    async def _through_pipeline(
+        self,
+        provider: Provider,
+        route: str,
+        scope: Scope,
+        body: dict[str, Any],
+        size: int,
+        handler: Handler,
+        request_id: bytes,
+    ) -> tuple[Reply, Decision | None]:
+        """Pre-hooks (user plugins, then the rules), the provider step, post-hooks in reverse."""
+        model = body.get("model")
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        request = PluginRequest(provider.name, route, model if isinstance(model, str) else "", body, headers)
+        ctx = Context(request_id=request_id.decode(), worker_id=self.worker_id, provider=provider.name)
+        ctx[SIZE_BYTES] = size
+        pre = run_pre(self._plugins, ctx, request, stats=self.plugin_stats)
+        response: Reply | None = None
+        error: PluginError | None = None
+        if pre.short is not None:
+            response, error = pre.short.response, pre.short.error
+        else:
+            try:
+                response = self._provide(provider, ctx, pre.request, scope, handler)
+            except PluginError as raised:
+                error = raised
+            except ApiError as raised:
+                error = PluginError.from_api_error(raised)
+        response, error = run_post(pre.ran, ctx, response, error, stats=self.plugin_stats)
+        for failure in ctx.failures:
+            log.error("plugin %s failed in %s", failure.plugin, failure.hook, exc_info=failure.exception)
+        decision: Decision | None = ctx.get(DECISION)
+        if decision is not None and decision.latency_ms > 0:
+            await trio.sleep(decision.latency_ms / 1000)
+        if error is not None:
+            return _error_reply(provider, error, request_id), decision
+        assert response is not None
+        return response, decision
+
+    def _provide(
+        self, provider: Provider, ctx: Context, request: PluginRequest, scope: Scope, handler: Handler
+    ) -> Reply:
+        """The provider step: the built-in synthesiser, told what a rule decided."""
+        decision: Decision | None = ctx.get(DECISION)
+        if decision is None or decision.kind == GENERATE:
+            return handler(scope, request.body, self._writer)
+        if decision.kind == PASSTHROUGH:
+            raise PluginError(
+                502,
+                "This request is set to pass through, but no upstream is configured.",
+                type="server_error" if provider.name == "openai" else "api_error",
+                allow_fallbacks=True,
+            )
+        body = request.body if decision.model is None else {**request.body, "model": decision.model}
+        writer = ReplyWriter(self._generator, ContentPolicy("fixed", text=decision.message or ""))
+        reply = handler(scope, body, writer)
+        if reply.events is None and reply.status == 200:
+            return dataclasses.replace(reply, body=apply_overrides(reply.body, decision, provider=provider.name))
+        return reply
 
     def _now_s(self) -> int:
         return int(time.time())
 
-    def _chat_completions(self, scope: Scope, body: bytes) -> Reply:
-        request = chat_request.parse_chat_request(json_body(body))
-        completion = chat.synthesize(request, self._writer, created_s=self._now_s())
+    def _chat_completions(self, scope: Scope, body: Any, writer: ReplyWriter) -> Reply:
+        request = chat_request.parse_chat_request(body)
+        completion = chat.synthesize(request, writer, created_s=self._now_s())
         if request.stream:
             return Reply(200, b"", SSE, chat.stream_events(completion, include_usage=request.include_usage))
         return Reply(200, chat.completion_body(completion))
 
-    def _completions(self, scope: Scope, body: bytes) -> Reply:
-        request = completions.parse_completion_request(json_body(body))
-        completion = completions.synthesize(request, self._writer, created_s=self._now_s())
+    def _completions(self, scope: Scope, body: Any, writer: ReplyWriter) -> Reply:
+        request = completions.parse_completion_request(body)
+        completion = completions.synthesize(request, writer, created_s=self._now_s())
         if request.stream:
             return Reply(200, b"", SSE, completions.stream_events(completion, include_usage=request.include_usage))
         return Reply(200, completions.completion_body(completion))
 
-    def _responses(self, scope: Scope, body: bytes) -> Reply:
-        request = responses.parse_responses_request(json_body(body))
-        response = responses.synthesize(request, self._writer, created_s=self._now_s())
+    def _responses(self, scope: Scope, body: Any, writer: ReplyWriter) -> Reply:
+        request = responses.parse_responses_request(body)
+        response = responses.synthesize(request, writer, created_s=self._now_s())
         if request.stream:
             return Reply(200, b"", SSE, responses.stream_events(response))
         return Reply(200, responses.response_body(response))
 
-    def _embeddings(self, scope: Scope, body: bytes) -> Reply:
-        request = embeddings.parse_embeddings_request(json_body(body))
+    def _embeddings(self, scope: Scope, body: Any, writer: ReplyWriter) -> Reply:
+        request = embeddings.parse_embeddings_request(body)
         return Reply(200, embeddings.embeddings_body(request, big_payload=self._big_payload))
 
-    def _images(self, scope: Scope, body: bytes) -> Reply:
-        request = images.parse_images_request(json_body(body))
+    def _images(self, scope: Scope, body: Any, writer: ReplyWriter) -> Reply:
+        request = images.parse_images_request(body)
         return Reply(200, images.images_body(request, created_s=self._now_s(), url_base=base_url(scope)))
 
-    def _messages(self, scope: Scope, body: bytes) -> Reply:
-        decoded = json_body(body, provider="Anthropic")
-        request = anthropic_request.parse_messages_request(decoded)
-        rand = request_random(decoded, self._generator.rng)
-        message = anthropic_message.synthesize(request, self._writer, rand=rand)
+    def _messages(self, scope: Scope, body: Any, writer: ReplyWriter) -> Reply:
+        request = anthropic_request.parse_messages_request(body)
+        rand = request_random(body if isinstance(body, dict) else {}, self._generator.rng)
+        message = anthropic_message.synthesize(request, writer, rand=rand)
         if request.stream:
             return Reply(200, b"", SSE, anthropic_wire.stream_events(message))
         return Reply(200, anthropic_wire.message_body(message))
 
-    def _count_tokens(self, scope: Scope, body: bytes) -> Reply:
-        return Reply(200, anthropic_wire.count_tokens_body(json_body(body, provider="Anthropic")))
+    def _count_tokens(self, scope: Scope, body: Any, writer: ReplyWriter) -> Reply:
+        return Reply(200, anthropic_wire.count_tokens_body(body))
 
     def _claude_models(self) -> tuple[str, ...]:
         return tuple(model for model in self.models if model.startswith("claude")) or self.models
 
-    def _anthropic_models(self, scope: Scope, body: bytes) -> Reply:
+    def _anthropic_models(self, scope: Scope, body: Any, writer: ReplyWriter) -> Reply:
         query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
         limit = query.get("limit", [""])[0]
         if limit and not (limit.isdigit() and 1 <= int(limit) <= 1000):
@@ -271,7 +370,7 @@ class App:
             raise anthropic_wire.model_not_found(model)
         return Reply(200, anthropic_wire.model_body(model))
 
-    def _list_models(self, scope: Scope, body: bytes) -> Reply:
+    def _list_models(self, scope: Scope, body: Any, writer: ReplyWriter) -> Reply:
         return Reply(200, openai_wire.models_body(self.models))
 
     def _retrieve_model(self, scope: Scope, model: str) -> Reply:

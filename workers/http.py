@@ -8,12 +8,12 @@ turns bodies that are not JSON into the client's 400.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from sim.errors import ApiError
+from sim.pipeline import PluginResponse
 
 Scope = Mapping[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -24,15 +24,9 @@ SSE = b"text/event-stream; charset=utf-8"
 PNG = b"image/png"
 
 
-@dataclass(slots=True)
-class Reply:
-    """An answer: a body, or SSE ``events`` written one ASGI send each."""
-
-    status: int
-    body: bytes
-    content_type: bytes = JSON
-    events: Iterable[bytes] | None = None
-    headers: tuple[tuple[bytes, bytes], ...] = ()
+# An answer: a body, or SSE ``events`` written one ASGI send each. It is the
+# pipeline's response type, so plugins see and change exactly what is sent.
+Reply = PluginResponse
 
 
 def has_header(scope: Scope, name: bytes) -> bool:

@@ -19,6 +19,8 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from sim.content import TextGenerator, build_vocabulary
+from sim.mocker import load_mocker
+from sim.plugin_loader import load_plugins
 from sim.replies import ContentPolicy, ReplyWriter
 from sim.schema_values import value_for
 from sim.settings import Settings
@@ -118,6 +120,8 @@ async def _serve(
         max_body_bytes=settings.max_body_bytes,
         big_payload=settings.big_payload,
         admin_token=settings.admin_token,
+        mocker=load_mocker(settings.mocker),
+        plugins=load_plugins(settings.plugins),
         seed=seed,
     )
     stop = trio.Event()
