@@ -1,0 +1,171 @@
+"""Scenario rules and plugins on a real cluster, configured from a file as users do."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from tests.integration.conftest import Process, Server, wait_for
+
+CONFIG = """
+mocker:
+  enabled: true
+  rules:
+    - name: support-faker
+      priority: 100
+      conditions:
+        providers: [openai]
+        models: [gpt-4o, "gpt-4.1*"]
+        message_regex: "(?i)help"
+      responses:
+        - type: success
+          content:
+            message_template: "Hi {{faker.first_name}}, {{model}} via {{provider}}"
+            usage: {prompt_tokens: 11, completion_tokens: 7}
+            custom_fields: {x_scenario: support}
+      latency: {type: fixed, min_ms: 150}
+    - name: claude-down
+      conditions: {providers: [anthropic]}
+      responses:
+        - type: error
+          allow_fallbacks: false
+          error: {message: "Service unavailable", type: overloaded_error, code: "529", status_code: 529}
+    - name: tenant
+      conditions: {headers: {x-tenant: "^acme$"}}
+      responses:
+        - type: success
+          content: {message: "Hello, ACME."}
+plugins:
+  - name: tag
+    factory: "tests.plugins.example_plugins:create_tagger"
+    config: {header: x-tagged, value: "yes"}
+  - name: deny
+    factory: "tests.plugins.example_plugins:create_denier"
+    config: {models: [gpt-3.5-turbo]}
+  - name: explode
+    factory: "tests.plugins.example_plugins:create_exploding"
+    config: {where: pre}
+    enabled: false
+"""
+GREETING = re.compile(r"^Hi \w+, gpt-4o via openai$")
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Server:
+    from tests.integration.conftest import start_server
+
+    directory = tmp_path_factory.mktemp("scenario")
+    config = directory / "understudy.yaml"
+    config.write_text(CONFIG)
+    server = start_server(directory, "--config", str(config))
+    yield server  # type: ignore[misc]
+    server.process.stop()
+
+
+def test_a_faker_template_rule_answers_in_chat_shape_with_its_latency(scenario: Server) -> None:
+    client = openai.OpenAI(base_url=scenario.url + "/v1", api_key="k", max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "Help me, please"}]
+    )
+    completion = raw.parse()
+    assert GREETING.match(completion.choices[0].message.content or "")
+    assert completion.usage is not None and completion.usage.prompt_tokens == 11
+    assert json.loads(raw.content)["x_scenario"] == "support"
+    assert raw.elapsed.total_seconds() >= 0.15
+    assert raw.headers["x-tagged"] == "yes"
+    stream = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "help"}], stream=True)
+    assert GREETING.match("".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices))
+    names = {
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "help"}])
+        .choices[0]
+        .message.content
+        for _ in range(5)
+    }
+    assert len(names) > 1, "faker values are fresh per request"
+    plain = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hello"}])
+    assert not GREETING.match(plain.choices[0].message.content or "")
+
+
+def test_an_error_rule_answers_in_anthropics_shape(scenario: Server) -> None:
+    client = anthropic.Anthropic(base_url=scenario.url, api_key="k", max_retries=0)
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        client.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+    assert raised.value.status_code == 529
+    assert raised.value.body == {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "Service unavailable"},
+        "request_id": raised.value.response.headers["request-id"],
+    }
+
+
+def test_a_user_plugin_short_circuits_before_the_rules(scenario: Server) -> None:
+    client = openai.OpenAI(base_url=scenario.url + "/v1", api_key="k", max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError) as raised:
+        client.chat.completions.create(model="gpt-3.5-turbo", messages=[{"role": "user", "content": "help"}])
+    assert raised.value.status_code == 403
+    assert raised.value.response.json()["error"]["type"] == "permission_error"
+
+
+def test_header_rule_on_the_responses_api(scenario: Server) -> None:
+    client = openai.OpenAI(base_url=scenario.url + "/v1", api_key="k", max_retries=0)
+    response = client.responses.create(model="gpt-4o-mini", input="hi", extra_headers={"x-tenant": "acme"})
+    assert response.output_text == "Hello, ACME."
+
+
+def test_rule_hits_are_counted_cluster_wide(scenario: Server) -> None:
+    with httpx.Client(base_url=scenario.url, timeout=30) as http:
+        http.post("/admin/stats/reset")
+        for _ in range(4):
+            http.post("/v1/messages", json={"model": "claude-haiku-4-5", "max_tokens": 5, "messages": []})
+            http.post(
+                "/v1/chat/completions",
+                json={"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "help"}]},
+            )
+    stats = wait_for(
+        lambda: (s := scenario.stats())["total_requests"] >= 8 and s, timeout_s=2, what="8 requests counted"
+    )
+    # Earlier tests' last counts may land just after the reset (reports go every stats_interval_s).
+    assert stats["rule_hits"]["claude-down"] == 4
+    assert stats["rule_hits"]["support-faker"] == 4
+    assert stats["errors_generated"] >= 4
+
+
+def test_put_rules_switches_every_worker_and_a_bad_document_changes_nothing(
+    fresh_server: Callable[..., Server],
+) -> None:
+    server = fresh_server()
+    rules = {"rules": [{"name": "fixed", "responses": [{"type": "success", "content": {"message": "v2 says hi"}}]}]}
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        accepted = http.put("/admin/rules", content=json.dumps(rules))
+        assert accepted.status_code == 200
+        bad = http.put("/admin/rules", content=b"rules:\n  - probability: 7\n")
+        assert bad.status_code == 400
+        assert "mocker.rules[0].name: is required" in bad.json()["errors"]
+        assert "mocker.rules[0].probability: must be between 0 and 1" in bad.json()["errors"]
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    answered: dict[str, str] = {}
+
+    def every_worker_switched() -> bool:
+        with httpx.Client(base_url=server.url, timeout=30) as fresh:  # a new connection may reach the other worker
+            response = fresh.post("/v1/chat/completions", json=body)
+        answered[response.headers["x-understudy-worker"]] = response.json()["choices"][0]["message"]["content"]
+        return len(answered) == 2 and set(answered.values()) == {"v2 says hi"}
+
+    wait_for(every_worker_switched, timeout_s=10, what="both workers answering with the new rules")
+
+
+def test_serve_refuses_a_bad_config_file_with_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("mocker:\n  rules:\n    - name: x\n      probability: -1\n      responses: [{type: success}]\n")
+    process = Process(["serve", "--port", "0", "--config", str(config)], tmp_path / "serve.log").start()
+    assert process.wait() == 2
+    log = process.log()
+    assert "mocker.rules[0].probability: must be between 0 and 1" in log
+    assert "mocker.rules[0].responses[0].content" in log
