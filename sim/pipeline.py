@@ -24,7 +24,7 @@ User plugins are built from configuration by :mod:`sim.plugin_loader`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -55,7 +55,8 @@ class PluginResponse:
     status: int
     body: bytes = b""
     content_type: bytes = b"application/json"
-    events: Sequence[bytes] | None = None
+    # A stream's events; a passthrough stream's arrive as an async iterator (with ``aclose``).
+    events: Sequence[bytes] | AsyncIterator[bytes] | None = None
     headers: tuple[tuple[bytes, bytes], ...] = ()
 
 

@@ -116,6 +116,15 @@ class Settings(BaseModel):
     mocker: dict[str, Any] | None = Field(
         None, description="the rules document (Bifrost mocker semantics); see README, Scenario rules"
     )
+    upstreams: list[dict[str, Any]] | None = Field(
+        None, description="real APIs to pass requests through to: [{name, base_url, api_key, provider}]"
+    )
+    record: str | None = Field(None, description="directory to record each upstream exchange into (cassettes)")
+    replay: str | None = Field(None, description="directory of cassettes to answer from")
+    replay_miss: Literal["error", "passthrough"] = Field(
+        "error", description="a request with no cassette: `error` (404) or `passthrough` to the upstreams"
+    )
+    upstream_timeout_s: float = Field(600.0, gt=0, description="per-phase timeout of upstream requests")
     plugins: list[dict[str, Any]] | None = Field(
         None, description='user plugins: [{name, factory: "package.module:create", config}] (README, Plugins)'
     )

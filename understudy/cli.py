@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -20,6 +20,7 @@ from sim.errors import SettingsError
 from sim.mocker import MockerConfigError, load_mocker
 from sim.plugin_loader import PluginConfigError, load_plugins
 from sim.settings import FIELDS, Settings, load_settings, settings_document
+from sim.upstreams import UpstreamConfigError, parse_upstreams
 
 EXIT_USAGE = 2
 
@@ -79,10 +80,15 @@ def resolve_settings(arguments: argparse.Namespace, environ: Mapping[str, str]) 
 def scenario_problems(settings: Settings) -> list[str]:
     """Every problem in the rules and the plugins (loaded once, so a bad file is refused before anything starts)."""
     problems: list[str] = []
-    for load, section in ((load_mocker, settings.mocker), (load_plugins, settings.plugins)):
+    loaders: tuple[tuple[Callable[[Any], object], Any], ...] = (
+        (load_mocker, settings.mocker),
+        (parse_upstreams, settings.upstreams or []),
+        (load_plugins, settings.plugins),
+    )
+    for load, section in loaders:
         try:
             load(section)
-        except (MockerConfigError, PluginConfigError) as error:
+        except (MockerConfigError, PluginConfigError, UpstreamConfigError) as error:
             problems.extend(error.errors)
     return problems
 

@@ -12,7 +12,7 @@ import logging
 import random
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,7 @@ from workers.http import (
     read_body,
     respond,
 )
+from workers.upstream import Passthrough
 
 log = logging.getLogger("understudy.worker.app")
 
@@ -91,6 +92,7 @@ class App:
         admin_token: str | None = None,
         mocker: Mocker | None = None,
         plugins: Sequence[Plugin] = (),
+        passthrough: Passthrough | None = None,
         seed: int | str | None = None,
     ) -> None:
         self.worker_id = worker_id
@@ -108,6 +110,7 @@ class App:
         self._rules = RulesPlugin(mocker or load_mocker(None), random.Random(seed))
         self._plugins: tuple[Plugin, ...] = (*plugins, self._rules)
         self.plugin_stats = PipelineStats()
+        self._passthrough = passthrough
         self._openai = Provider(
             "openai",
             "OpenAI",
@@ -196,7 +199,10 @@ class App:
             mocked=decision is None or decision.kind != PASSTHROUGH,
             rule=None if decision is None else decision.rule,
         )
-        await respond(send, reply, ((provider.request_id_header, request_id), self._worker_header))
+        ours: tuple[tuple[bytes, bytes], ...] = (self._worker_header,)
+        if not any(name == provider.request_id_header for name, _ in reply.headers):  # an upstream's wins
+            ours = ((provider.request_id_header, request_id), self._worker_header)
+        await respond(send, reply, ours)
 
     def _route(self, scope: Scope, path: str) -> tuple[Provider, str | None]:
         """Which provider's API a path belongs to, and the route within it.
@@ -267,12 +273,19 @@ class App:
             response, error = pre.short.response, pre.short.error
         else:
             try:
-                response = self._provide(provider, ctx, pre.request, scope, handler)
+                decided: Decision | None = ctx.get(DECISION)
+                if decided is not None and decided.kind == PASSTHROUGH and self._passthrough is not None:
+                    response = await self._forward(provider, route, pre.request)
+                else:
+                    response = self._provide(provider, ctx, pre.request, scope, handler)
             except PluginError as raised:
                 error = raised
             except ApiError as raised:
                 error = PluginError.from_api_error(raised)
+        forwarded = response
         response, error = run_post(pre.ran, ctx, response, error, stats=self.plugin_stats)
+        if forwarded is not None and forwarded is not response and isinstance(forwarded.events, AsyncIterator):
+            await forwarded.events.aclose()  # type: ignore[attr-defined]  # a plugin replaced the stream
         for failure in ctx.failures:
             log.error("plugin %s failed in %s", failure.plugin, failure.hook, exc_info=failure.exception)
         decision: Decision | None = ctx.get(DECISION)
@@ -282,6 +295,14 @@ class App:
             return _error_reply(provider, error, request_id), decision
         assert response is not None
         return response, decision
+
+    async def _forward(self, provider: Provider, route: str, request: PluginRequest) -> Reply:
+        """The request (as the plugins left it) sent to the upstreams, or answered from a cassette."""
+        assert self._passthrough is not None
+        result = await self._passthrough.forward(
+            provider=provider.name, path=route, body=orjson.dumps(request.body), headers=request.headers
+        )
+        return Reply(result.status, result.body, result.content_type, result.events, result.headers)
 
     def _provide(
         self, provider: Provider, ctx: Context, request: PluginRequest, scope: Scope, handler: Handler

@@ -7,7 +7,8 @@ turns bodies that are not JSON into the client's 400.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import aclosing
 from typing import Any
 
 import orjson
@@ -96,9 +97,18 @@ async def respond(send: Send, reply: Reply, own_headers: Iterable[tuple[bytes, b
         await send({"type": "http.response.body", "body": reply.body})
         return
     headers.append((b"cache-control", b"no-cache"))
-    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-    for event in reply.events:
-        await send({"type": "http.response.body", "body": event, "more_body": True})
+    events = reply.events
+    if isinstance(events, AsyncIterator):
+        # A passthrough stream: each event goes out as it arrives; closing it
+        # (however this ends) releases the upstream connection.
+        async with aclosing(events) as stream:  # type: ignore[type-var]
+            await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+            async for event in stream:
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+    else:
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        for event in events:
+            await send({"type": "http.response.body", "body": event, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
 
 

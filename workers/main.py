@@ -12,6 +12,7 @@ import os
 import random
 import secrets
 import socket
+from pathlib import Path
 
 import trio
 import zmq
@@ -25,9 +26,11 @@ from sim.replies import ContentPolicy, ReplyWriter
 from sim.schema_values import value_for
 from sim.settings import Settings
 from sim.stats import RequestCounters
+from sim.upstreams import parse_upstreams
 from understudy import lifecycle
 from workers.app import App
 from workers.link import CoordinatorLink
+from workers.upstream import Passthrough
 
 log = logging.getLogger("understudy.worker")
 
@@ -68,6 +71,20 @@ def reply_writer(settings: Settings, generator: TextGenerator) -> ReplyWriter:
         for model, content in settings.content_by_model.items()
     }
     return ReplyWriter(generator, default, by_model)
+
+
+def build_passthrough(settings: Settings) -> Passthrough | None:
+    """The upstream relay, when upstreams or cassettes are configured."""
+    upstreams = parse_upstreams(settings.upstreams or [])
+    if not upstreams and settings.replay is None:
+        return None
+    return Passthrough(
+        upstreams,
+        record_dir=Path(settings.record) if settings.record else None,
+        replay_dir=Path(settings.replay) if settings.replay else None,
+        miss=settings.replay_miss,
+        timeout_s=settings.upstream_timeout_s,
+    )
 
 
 def run_worker(settings: Settings, *, listen_fd: int | None = None, parent_pid: int | None = None) -> int:
@@ -111,6 +128,7 @@ async def _serve(
     )
     # faker builds its providers on first use (about 0.25 s): pay that now, not on a request.
     value_for({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}, random.Random(0))
+    passthrough = build_passthrough(settings)
     app = App(
         worker_id=worker_id,
         models=settings.models,
@@ -122,6 +140,7 @@ async def _serve(
         admin_token=settings.admin_token,
         mocker=load_mocker(settings.mocker),
         plugins=load_plugins(settings.plugins),
+        passthrough=passthrough,
         seed=seed,
     )
     stop = trio.Event()
@@ -133,4 +152,6 @@ async def _serve(
         log.info("worker %s serving (incarnation %s)", worker_id, incarnation)
         await serve(app, hypercorn_config(settings, listen_fd), shutdown_trigger=stop.wait)  # type: ignore[arg-type]
         link.say_goodbye()
+        if passthrough is not None:
+            await passthrough.aclose()
         nursery.cancel_scope.cancel()
