@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-COUNTER_NAMES = ("total_requests", "mocked_requests", "responses_generated", "errors_generated")
+COUNTER_NAMES = ("total_requests", "mocked_requests", "responses_generated", "errors_generated", "plugin_failures")
 
 
 @dataclass(slots=True)
@@ -32,6 +32,7 @@ class RequestCounters:
     mocked_requests: int = 0
     responses_generated: int = 0
     errors_generated: int = 0
+    plugin_failures: int = 0
     rule_hits: dict[str, int] = field(default_factory=dict)
 
     def count_response(self, *, status: int, mocked: bool, rule: str | None = None) -> None:
@@ -51,6 +52,7 @@ class RequestCounters:
             "mocked_requests": self.mocked_requests,
             "responses_generated": self.responses_generated,
             "errors_generated": self.errors_generated,
+            "plugin_failures": self.plugin_failures,
             "rule_hits": dict(self.rule_hits),
         }
 

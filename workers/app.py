@@ -288,6 +288,7 @@ class App:
             await forwarded.events.aclose()  # type: ignore[attr-defined]  # a plugin replaced the stream
         for failure in ctx.failures:
             log.error("plugin %s failed in %s", failure.plugin, failure.hook, exc_info=failure.exception)
+        self._counters.plugin_failures += len(ctx.failures)
         decision: Decision | None = ctx.get(DECISION)
         if decision is not None and decision.latency_ms > 0:
             await trio.sleep(decision.latency_ms / 1000)

@@ -169,3 +169,26 @@ def test_serve_refuses_a_bad_config_file_with_exit_2(tmp_path: Path) -> None:
     log = process.log()
     assert "mocker.rules[0].probability: must be between 0 and 1" in log
     assert "mocker.rules[0].responses[0].content" in log
+
+
+def test_a_raising_plugin_gives_a_counted_500_in_the_providers_shape(
+    fresh_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    config = tmp_path / "explode.yaml"
+    factory = "tests.plugins.example_plugins:create_exploding"
+    config.write_text(f"plugins:\n  - {{name: explode, factory: '{factory}', config: {{where: pre}}}}\n")
+    server = fresh_server("--config", str(config), workers=1)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        chat = http.post(
+            "/v1/chat/completions", json={"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}
+        )
+        assert chat.status_code == 500 and chat.json()["error"]["type"] == "server_error"
+        claude = http.post(
+            "/v1/messages",
+            json={"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+        )
+        assert claude.status_code == 500 and claude.json()["error"]["type"] == "api_error"
+        assert http.get("/health").status_code == 200
+    stats = wait_for(lambda: (s := server.stats())["plugin_failures"] >= 2 and s, timeout_s=2, what="2 failures")
+    assert stats["plugin_failures"] == 2 and stats["errors_generated"] == 2
+    assert "plugin explode failed in pre_hook" in server.process.log()

@@ -10,6 +10,7 @@ def counters(total: int, errors: int = 0, hits: dict[str, int] | None = None) ->
         "mocked_requests": total,
         "responses_generated": total - errors,
         "errors_generated": errors,
+        "plugin_failures": 0,
         "rule_hits": hits or {},
     }
 
