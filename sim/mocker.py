@@ -21,6 +21,7 @@ generator reads from), so one Mocker serves every request of a thread.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -135,18 +136,7 @@ _NO_FACTS = RequestFacts(provider="", model="", message_text="", last_user_messa
 
 
 def _with_latency(decision: Decision, latency_ms: float) -> Decision:
-    return Decision(
-        rule=decision.rule,
-        kind=decision.kind,
-        message=decision.message,
-        model=decision.model,
-        finish_reason=decision.finish_reason,
-        usage=decision.usage,
-        custom_fields=decision.custom_fields,
-        error=decision.error,
-        allow_fallbacks=decision.allow_fallbacks,
-        latency_ms=latency_ms,
-    )
+    return dataclasses.replace(decision, latency_ms=latency_ms)
 
 
 def load_mocker(document: Any, *, path: str = "mocker") -> Mocker:
