@@ -271,6 +271,9 @@ class App:
         error: PluginError | None = None
         if pre.short is not None:
             response, error = pre.short.response, pre.short.error
+            if error is not None and error.allow_fallbacks and self._passthrough and self._passthrough.upstreams:
+                # An error that allows fallbacks falls back to the upstreams, as a gateway would.
+                response, error = await self._forward(provider, route, pre.request), None
         else:
             try:
                 decided: Decision | None = ctx.get(DECISION)

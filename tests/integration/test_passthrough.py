@@ -58,3 +58,25 @@ def test_passthrough_with_fallback_streaming_and_record_then_replay(
     with pytest.raises(openai.NotFoundError) as missed:
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "never recorded"}])
     assert missed.value.code == "cassette_not_found"
+
+
+def test_a_rule_error_that_allows_fallbacks_falls_back_to_the_upstreams(
+    fresh_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    upstream = fresh_server("--content-mode", "fixed", "--content-text", UPSTREAM_TEXT, workers=1)
+    path = tmp_path / "fallbacks.yaml"
+    path.write_text(
+        "mocker:\n  rules:\n"
+        "    - {name: soft, conditions: {models: [gpt-4o]}, responses: [{type: error, allow_fallbacks: true,"
+        " error: {message: down, status_code: 503}}]}\n"
+        "    - {name: hard, conditions: {models: [gpt-4o-mini]}, responses: [{type: error, allow_fallbacks: false,"
+        " error: {message: down, status_code: 503}}]}\n"
+        f"upstreams:\n  - {{name: real, base_url: '{upstream.url}/v1'}}\n"
+    )
+    front = fresh_server("--config", str(path), workers=1)
+    client = openai.OpenAI(base_url=front.url + "/v1", api_key="caller", max_retries=0)
+    soft = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "q"}])
+    assert soft.choices[0].message.content == UPSTREAM_TEXT
+    with pytest.raises(openai.InternalServerError) as hard:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "q"}])
+    assert hard.value.status_code == 503
