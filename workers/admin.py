@@ -17,7 +17,7 @@ import yaml
 
 from sim import openai_wire
 from sim.errors import ApiError
-from workers.http import Receive, Reply, Scope, read_body
+from workers.http import MethodNotAllowed, Receive, Reply, Scope, error_headers, read_body
 
 ADMIN_TIMEOUT_S = 2.0
 
@@ -55,12 +55,11 @@ class Admin:
                 raise ApiError(404, f"Invalid URL ({method} {path})", code="unknown_url")
             handler = methods.get(method)
             if handler is None:
-                error = ApiError(405, f"Method {method} not allowed for {path}", code="method_not_allowed")
-                return Reply(405, openai_wire.error_body(error), headers=((b"allow", ", ".join(methods).encode()),))
+                raise MethodNotAllowed(method, path, methods)
             body = await read_body(scope, receive, self._max_body_bytes) if method in ("POST", "PUT") else b""
             return await handler(body)
         except ApiError as error:
-            return Reply(error.status, openai_wire.error_body(error))
+            return Reply(error.status, openai_wire.error_body(error), headers=error_headers(error))
 
     def _authorize(self, scope: Scope) -> None:
         if self._token is None:

@@ -42,12 +42,14 @@ from workers.admin import Admin, StatsSource
 from workers.http import (
     PNG,
     SSE,
+    MethodNotAllowed,
     Receive,
     Reply,
     Scope,
     Send,
     api_path,
     base_url,
+    error_headers,
     has_header,
     json_body,
     lifespan,
@@ -236,12 +238,12 @@ class App:
             for prefix, prefixed in provider.prefixed_routes.items():
                 if route.startswith(prefix) and len(route) > len(prefix):
                     if method not in prefixed:
-                        raise _not_allowed(method, path, prefixed)
+                        raise MethodNotAllowed(method, path, prefixed)
                     return prefixed[method](scope, route[len(prefix) :]), None
             raise ApiError(404, f"Invalid URL ({method} {path})", code="unknown_url")
         handler = methods.get(method)
         if handler is None:
-            raise _not_allowed(method, path, methods)
+            raise MethodNotAllowed(method, path, methods)
         if method != "POST":
             return handler(scope, None, self._writer), None
         raw = await read_body(scope, receive, self._max_body_bytes)
@@ -276,11 +278,7 @@ class App:
                 response, error = await self._forward(provider, route, pre.request), None
         else:
             try:
-                decided: Decision | None = ctx.get(DECISION)
-                if decided is not None and decided.kind == PASSTHROUGH and self._passthrough is not None:
-                    response = await self._forward(provider, route, pre.request)
-                else:
-                    response = self._provide(provider, ctx, pre.request, scope, handler)
+                response = await self._provide(provider, route, ctx, pre.request, scope, handler)
             except PluginError as raised:
                 error = raised
             except ApiError as raised:
@@ -308,14 +306,16 @@ class App:
         )
         return Reply(result.status, result.body, result.content_type, result.events, result.headers)
 
-    def _provide(
-        self, provider: Provider, ctx: Context, request: PluginRequest, scope: Scope, handler: Handler
+    async def _provide(
+        self, provider: Provider, route: str, ctx: Context, request: PluginRequest, scope: Scope, handler: Handler
     ) -> Reply:
-        """The provider step: the built-in synthesiser, told what a rule decided."""
+        """The provider step: the built-in synthesiser told what a rule decided, or the upstreams."""
         decision: Decision | None = ctx.get(DECISION)
         if decision is None or decision.kind == GENERATE:
             return handler(scope, request.body, self._writer)
         if decision.kind == PASSTHROUGH:
+            if self._passthrough is not None:
+                return await self._forward(provider, route, request)
             raise PluginError(
                 502,
                 "This request is set to pass through, but no upstream is configured.",
@@ -408,20 +408,9 @@ class App:
         return Reply(200, orjson.dumps(openai_wire.model_object(model)))
 
 
-class _NotAllowed(ApiError):
-    def __init__(self, method: str, path: str, allowed: Iterable[str]) -> None:
-        super().__init__(405, f"Method {method} not allowed for {path}", code="method_not_allowed")
-        self.allow = ", ".join(sorted(allowed)).encode()
-
-
-def _not_allowed(method: str, path: str, methods: Mapping[str, object]) -> _NotAllowed:
-    return _NotAllowed(method, path, methods)
-
-
 def _error_reply(provider: Provider, error: ApiError, request_id: bytes = b"") -> Reply:
     """An error in the provider's shape, with the status the error implies."""
-    headers = ((b"allow", error.allow),) if isinstance(error, _NotAllowed) else ()
-    return Reply(error.status, provider.error_body(error, request_id.decode()), headers=headers)
+    return Reply(error.status, provider.error_body(error, request_id.decode()), headers=error_headers(error))
 
 
 def _not_ready() -> Reply:
