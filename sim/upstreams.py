@@ -186,6 +186,11 @@ def cassette_key(provider: str, endpoint: str, body: bytes) -> str:
     return f"{provider}-{digest[:40]}"
 
 
+def cassette_name(key: str, *, stream: bool) -> str:
+    """The cassette file for one question's answer in one shape: ``KEY.json`` or ``KEY.stream.json``."""
+    return f"{key}.stream.json" if stream else f"{key}.json"
+
+
 @dataclass(frozen=True, slots=True)
 class Recording:
     """One recorded answer: a whole ``body``, or the SSE ``events`` of a stream (one entry per event)."""

@@ -60,6 +60,7 @@ from sim.upstreams import (
     Recording,
     Upstream,
     cassette_key,
+    cassette_name,
     decode_cassette,
     encode_cassette,
     kept_headers,
@@ -248,7 +249,7 @@ class Passthrough:
 
     async def _replayed(self, key: str, *, stream: bool) -> Recording | None:
         assert self.replay_dir is not None
-        cassette = await _read_cassette(self.replay_dir / f"{key}.json")
+        cassette = await _read_cassette(self.replay_dir / cassette_name(key, stream=stream))
         return None if cassette is None else cassette.recording(stream=stream)
 
     async def _record(
@@ -256,10 +257,11 @@ class Passthrough:
     ) -> None:
         if self.record_dir is None:
             return
-        target = self.record_dir / f"{key}.json"
-        # The other shape's answer (stream / non-stream) may be on file already: keep it.
-        cassette = await _read_cassette(target) or Cassette(key, provider, path, request_model(body))
-        data = encode_cassette(cassette.with_recording(recording, stream=stream))
+        # One file per shape: two workers recording the stream and the non-stream
+        # answer to one question at once write two files, and neither is lost.
+        target = self.record_dir / cassette_name(key, stream=stream)
+        cassette = Cassette(key, provider, path, request_model(body)).with_recording(recording, stream=stream)
+        data = encode_cassette(cassette)
         try:
             await trio.to_thread.run_sync(_write_atomically, target, data)
         except OSError as error:

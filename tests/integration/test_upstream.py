@@ -381,12 +381,11 @@ async def test_recorded_answers_replay_with_the_upstream_stopped(tmp_path: Path)
                 recorded.append((result.status, result.content_type, result.body, events))
     finally:
         server.process.stop()
-    # One file per question: the stream and non-stream answers share it.
+    # One file per question and shape: no worker ever rewrites another's answer.
+    chat_key = cassette_key("openai", "/chat/completions", orjson.dumps(CHAT))
+    messages_key = cassette_key("anthropic", "/messages", orjson.dumps(MESSAGES))
     assert sorted(path.name for path in cassettes.iterdir()) == sorted(
-        {
-            f"{cassette_key('openai', '/chat/completions', orjson.dumps(CHAT))}.json",
-            f"{cassette_key('anthropic', '/messages', orjson.dumps(MESSAGES))}.json",
-        }
+        [f"{chat_key}.json", f"{chat_key}.stream.json", f"{messages_key}.json", f"{messages_key}.stream.json"]
     )
     async with passthrough(local(server), replay_dir=cassettes) as forwarder:
         for (provider, body), (status, content_type, answer_body, events) in zip(asked, recorded, strict=True):
@@ -395,6 +394,30 @@ async def test_recorded_answers_replay_with_the_upstream_stopped(tmp_path: Path)
             assert (result.status, result.content_type, result.body) == (status, content_type, answer_body)
             assert (await drain(result) if result.events is not None else None) == events
     assert events is not None and len(events) > 3
+
+
+async def test_both_shapes_recorded_at_once_are_both_kept(upstream_server: Server, tmp_path: Path) -> None:
+    # Two recorders (as two workers) answering the same question in both shapes at the same moment.
+    async with (
+        passthrough(local(upstream_server), record_dir=tmp_path) as first,
+        passthrough(local(upstream_server), record_dir=tmp_path) as second,
+    ):
+
+        async def ask(forwarder: Passthrough, body: dict[str, Any]) -> None:
+            result = await forward(forwarder, "openai", body)
+            if result.events is not None:
+                await drain(result)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(4):
+                nursery.start_soon(ask, first, CHAT)
+                nursery.start_soon(ask, second, {**CHAT, "stream": True})
+    async with passthrough(dead(), replay_dir=tmp_path) as forwarder:
+        plain = await forward(forwarder, "openai", CHAT)
+        streamed = await forward(forwarder, "openai", {**CHAT, "stream": True})
+        events = await drain(streamed)
+    assert header(plain, b"x-understudy-upstream") == b"replay" and plain.status == 200
+    assert header(streamed, b"x-understudy-upstream") == b"replay" and events[-1] == b"data: [DONE]\n\n"
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
@@ -421,7 +444,8 @@ async def test_a_replay_miss_can_pass_through_and_be_recorded(upstream_server: S
     assert header(again, b"x-understudy-upstream") == b"replay" and again.body == first.body
     # The stream had no recording yet under the same key: it went to the upstream.
     assert header(stream_miss, b"x-understudy-upstream") == b"local"
-    assert [path.name.startswith(".") for path in tmp_path.iterdir()] == [False]  # no temporary files left
+    # Both shapes on file, and no temporary files left.
+    assert sorted(path.name.split(".", 1)[1] for path in tmp_path.iterdir()) == ["json", "stream.json"]
 
 
 async def test_a_damaged_cassette_is_a_miss(tmp_path: Path) -> None:
