@@ -14,7 +14,7 @@ The message text is read from the raw body, before any endpoint validates it:
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -101,18 +101,67 @@ def rule_error(decision: Decision) -> PluginError:
     return PluginError(status, spec.message, type=error_type, code=spec.code, allow_fallbacks=decision.allow_fallbacks)
 
 
+def has_overrides(decision: Decision) -> bool:
+    return decision.usage is not None or decision.finish_reason is not None or bool(decision.custom_fields)
+
+
 def apply_overrides(body: bytes, decision: Decision, *, provider: str) -> bytes:
     """A rule's ``usage``, ``finish_reason`` and ``custom_fields`` applied to a JSON answer."""
-    if decision.usage is None and decision.finish_reason is None and not decision.custom_fields:
+    if not has_overrides(decision):
         return body
     answer = orjson.loads(body)
     if not isinstance(answer, dict):
         return body
-    if decision.usage is not None:
-        prompt = int(decision.usage.get("prompt_tokens", 0))
-        completion = int(decision.usage.get("completion_tokens", 0))
-        total = int(decision.usage.get("total_tokens", prompt + completion))
-        usage = answer.setdefault("usage", {})
+    _override_answer(answer, decision, provider=provider, usage_always=True)
+    return orjson.dumps(answer)
+
+
+def apply_stream_overrides(events: Sequence[bytes], decision: Decision, *, provider: str) -> list[bytes]:
+    """The same overrides applied to a stream's events, where a client would read each.
+
+    Every chunk of a chat or legacy completion stream gets the custom fields (each
+    is an object of its own), the chunk that finishes a choice gets the
+    ``finish_reason`` and the usage chunk the usage; Responses events get them on
+    the ``response`` they carry; Anthropic's ``message_start`` gets the custom
+    fields and input tokens, its ``message_delta`` the stop reason and output tokens.
+    """
+    if not has_overrides(decision):
+        return list(events)
+    return [_override_event(event, decision, provider=provider) for event in events]
+
+
+def _override_event(event: bytes, decision: Decision, *, provider: str) -> bytes:
+    head, marker, data = event.partition(b"data: ")
+    if not marker or data.startswith(b"[DONE]"):
+        return event
+    chunk = orjson.loads(data)
+    if not isinstance(chunk, dict):
+        return event
+    kind = chunk.get("type")
+    if provider == "anthropic":
+        if kind == "message_start" and isinstance(chunk.get("message"), dict):
+            _override_answer(chunk["message"], decision, provider=provider, usage_always=False, stop=False)
+        elif kind == "message_delta":
+            _override_message_delta(chunk, decision)
+        else:
+            return event
+    elif isinstance(kind, str) and kind.startswith("response."):
+        if not isinstance(chunk.get("response"), dict):
+            return event
+        _override_answer(chunk["response"], decision, provider=provider, usage_always=False)
+    else:
+        _override_answer(chunk, decision, provider=provider, usage_always=False)
+    return head + marker + orjson.dumps(chunk) + b"\n\n"
+
+
+def _override_answer(
+    answer: dict[str, Any], decision: Decision, *, provider: str, usage_always: bool, stop: bool = True
+) -> None:
+    """Overrides on one answer object in place; ``usage_always`` adds a usage where it has none."""
+    usage = answer.get("usage")
+    if decision.usage is not None and (isinstance(usage, dict) or usage_always):
+        prompt, completion, total = _usage_numbers(decision.usage)
+        usage = usage if isinstance(usage, dict) else answer.setdefault("usage", {})
         if provider == "anthropic":
             usage.update(input_tokens=prompt, output_tokens=completion)
         elif "input_tokens" in usage:  # the Responses API
@@ -120,10 +169,29 @@ def apply_overrides(body: bytes, decision: Decision, *, provider: str) -> bytes:
         else:
             usage.update(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total)
     if decision.finish_reason is not None:
-        if provider == "anthropic":
+        if provider == "anthropic" and stop:
             answer["stop_reason"] = decision.finish_reason
         for choice in answer.get("choices", ()):
-            choice["finish_reason"] = decision.finish_reason
+            # A stream's chunk carries the reason only where a choice finishes.
+            if usage_always or choice.get("finish_reason") is not None:
+                choice["finish_reason"] = decision.finish_reason
     if decision.custom_fields:
         answer.update(decision.custom_fields)
-    return orjson.dumps(answer)
+
+
+def _override_message_delta(chunk: dict[str, Any], decision: Decision) -> None:
+    delta = chunk.get("delta")
+    if decision.finish_reason is not None and isinstance(delta, dict):
+        delta["stop_reason"] = decision.finish_reason
+    usage = chunk.get("usage")
+    if decision.usage is not None and isinstance(usage, dict):
+        prompt, completion, _ = _usage_numbers(decision.usage)
+        usage["output_tokens"] = completion
+        if "input_tokens" in usage:
+            usage["input_tokens"] = prompt
+
+
+def _usage_numbers(usage: Mapping[str, Any]) -> tuple[int, int, int]:
+    prompt = int(usage.get("prompt_tokens", 0))
+    completion = int(usage.get("completion_tokens", 0))
+    return prompt, completion, int(usage.get("total_tokens", prompt + completion))

@@ -36,7 +36,14 @@ from sim.mocker import Mocker, MockerConfigError, load_mocker
 from sim.mocker_rules import GENERATE, PASSTHROUGH, Decision
 from sim.pipeline import Context, PipelineStats, Plugin, PluginError, PluginRequest, run_post, run_pre
 from sim.replies import ContentPolicy, ReplyWriter, request_random
-from sim.rules_plugin import DECISION, SIZE_BYTES, RulesPlugin, apply_overrides
+from sim.rules_plugin import (
+    DECISION,
+    SIZE_BYTES,
+    RulesPlugin,
+    apply_overrides,
+    apply_stream_overrides,
+    has_overrides,
+)
 from sim.stats import RequestCounters
 from workers.admin import Admin, StatsSource
 from workers.http import (
@@ -325,9 +332,12 @@ class App:
         body = request.body if decision.model is None else {**request.body, "model": decision.model}
         writer = ReplyWriter(self._generator, ContentPolicy("fixed", text=decision.message or ""))
         reply = handler(scope, body, writer)
-        if reply.events is None and reply.status == 200:
+        if reply.status != 200 or not has_overrides(decision):
+            return reply
+        if reply.events is None:
             return dataclasses.replace(reply, body=apply_overrides(reply.body, decision, provider=provider.name))
-        return reply
+        assert isinstance(reply.events, Sequence)  # synthesised streams are whole lists
+        return dataclasses.replace(reply, events=apply_stream_overrides(reply.events, decision, provider=provider.name))
 
     def _now_s(self) -> int:
         return int(time.time())

@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import httpx
@@ -31,6 +32,16 @@ mocker:
             usage: {prompt_tokens: 11, completion_tokens: 7}
             custom_fields: {x_scenario: support}
       latency: {type: fixed, min_ms: 150}
+    - name: claude-counted
+      priority: 50
+      conditions: {providers: [anthropic], headers: {x-usage: "^yes$"}}
+      responses:
+        - type: success
+          content:
+            message: "Counted."
+            usage: {prompt_tokens: 3, completion_tokens: 2}
+            finish_reason: max_tokens
+            custom_fields: {x_scenario: claude}
     - name: claude-down
       conditions: {providers: [anthropic]}
       responses:
@@ -91,6 +102,42 @@ def test_a_faker_template_rule_answers_in_chat_shape_with_its_latency(scenario: 
     assert len(names) > 1, "faker values are fresh per request"
     plain = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hello"}])
     assert not GREETING.match(plain.choices[0].message.content or "")
+
+
+def test_overrides_reach_every_shape_of_stream(scenario: Server) -> None:
+    client = openai.OpenAI(base_url=scenario.url + "/v1", api_key="k", max_retries=0)
+    help_me = [{"role": "user", "content": "help"}]
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o", messages=help_me, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert {chunk.model_extra.get("x_scenario") for chunk in chunks} == {"support"}
+    assert chunks[-1].usage is not None
+    assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (11, 7)
+    with client.responses.stream(model="gpt-4o", input="help") as events:
+        final = events.get_final_response()
+    assert final.usage is not None and (final.usage.input_tokens, final.usage.output_tokens) == (11, 7)
+    assert final.model_extra and final.model_extra["x_scenario"] == "support"
+    legacy = list(client.completions.create(model="gpt-4o", prompt="help", stream=True))
+    assert GREETING.match("".join(chunk.choices[0].text for chunk in legacy if chunk.choices))
+    assert {chunk.model_extra.get("x_scenario") for chunk in legacy} == {"support"}
+
+    claude = anthropic.Anthropic(base_url=scenario.url, api_key="k", max_retries=0)
+    asked: dict[str, Any] = {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "x"}],
+        "extra_headers": {"x-usage": "yes"},
+    }
+    with claude.messages.stream(**asked) as stream:
+        streamed = stream.get_final_message()
+    whole = claude.messages.create(**asked)
+    for message in (streamed, whole):
+        assert message.content[0].type == "text" and message.content[0].text == "Counted."
+        assert (message.usage.input_tokens, message.usage.output_tokens) == (3, 2)
+        assert message.stop_reason == "max_tokens"
+    assert whole.model_extra and whole.model_extra["x_scenario"] == "claude"
 
 
 def test_an_error_rule_answers_in_anthropics_shape(scenario: Server) -> None:
