@@ -36,6 +36,7 @@ class ApiError(UnderstudyError):
         error_type: str = "invalid_request_error",
         param: str | None = None,
         code: str | None = None,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -43,3 +44,4 @@ class ApiError(UnderstudyError):
         self.error_type = error_type
         self.param = param
         self.code = code
+        self.headers = headers  # the answer needs these too (``Allow`` for a 405, ``retry-after`` for a 429)

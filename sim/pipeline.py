@@ -33,6 +33,11 @@ from sim.errors import ApiError
 #: Attributes an object needs to take part in the pipeline.
 PLUGIN_ATTRIBUTES = ("name", "pre_hook", "post_hook")
 
+#: Context key: the refusal (an ApiError: unknown route, wrong method, bad body) the
+#: provider step will answer with. The request still runs the pipeline, so auth comes
+#: first and every answer is counted, but the rules leave it alone.
+REFUSAL = "request.refusal"
+
 # The provider decides the error type a client expects for a 500.
 _FAILURE_TYPES = {"openai": "server_error", "anthropic": "api_error"}
 
@@ -44,8 +49,9 @@ class PluginRequest:
     provider: str  # "openai" | "anthropic"
     endpoint: str  # "/chat/completions", "/messages", ...
     model: str
-    body: Mapping[str, Any]
+    body: Mapping[str, Any]  # empty for a GET
     headers: Mapping[str, str]  # lower-case names
+    method: str = "POST"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +83,9 @@ class PluginError(ApiError):
         code: str | None = None,
         param: str | None = None,
         allow_fallbacks: bool = False,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
     ) -> None:
-        super().__init__(status, message, error_type=type, param=param, code=code)
+        super().__init__(status, message, error_type=type, param=param, code=code, headers=headers)
         self.allow_fallbacks = allow_fallbacks
 
     @property
@@ -97,6 +104,7 @@ class PluginError(ApiError):
             code=error.code,
             param=error.param,
             allow_fallbacks=allow_fallbacks,
+            headers=error.headers,
         )
 
     def __repr__(self) -> str:

@@ -22,7 +22,7 @@ import orjson
 from sim.chat_request import message_text
 from sim.mocker import Mocker
 from sim.mocker_rules import ERROR, Decision, RequestFacts
-from sim.pipeline import BasePlugin, Context, PluginError, PluginRequest, ShortCircuit
+from sim.pipeline import REFUSAL, BasePlugin, Context, PluginError, PluginRequest, ShortCircuit
 
 DECISION = "rules.decision"
 SIZE_BYTES = "request.size_bytes"
@@ -77,6 +77,8 @@ class RulesPlugin(BasePlugin):
         self._random = rand
 
     def pre_hook(self, ctx: Context, request: PluginRequest) -> PluginRequest | ShortCircuit:
+        if REFUSAL in ctx:  # refused already (unknown route, bad body): no rule applies
+            return request
         text, last_user = request_texts(request.body)
         facts = RequestFacts(
             provider=request.provider,

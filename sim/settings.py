@@ -53,7 +53,12 @@ DEFAULT_FIXED_TEXT = "This is a mocked response from understudy."
 ENV_PREFIX = "UNDERSTUDY_"
 # The Bifrost mock server's names, read so understudy can replace it unchanged.
 # UNDERSTUDY_* wins over these when both are set.
-MOCKER_ENV = {"MOCKER_HOST": "host", "MOCKER_PORT": "port"}
+MOCKER_ENV = {
+    "MOCKER_HOST": "host",
+    "MOCKER_PORT": "port",
+    "MOCKER_BIG_PAYLOAD": "big_payload",
+    "MOCKER_AUTH": "auth",
+}
 
 
 class ModelContent(BaseModel):
@@ -113,6 +118,11 @@ class Settings(BaseModel):
     )
     big_payload: bool = Field(False, description="about 10 KB generated replies and 4096-dimension embeddings")
     admin_token: str | None = Field(None, description="when set, /admin/* needs `Authorization: Bearer TOKEN`")
+    auth: str | None = Field(
+        None,
+        description="when set (not empty), API requests need exactly this `Authorization` value, else 403"
+        " (`x-api-key: K` counts as `Bearer K`)",
+    )
     mocker: dict[str, Any] | None = Field(
         None, description="the rules document (Bifrost mocker semantics); see README, Scenario rules"
     )

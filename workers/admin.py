@@ -17,7 +17,7 @@ import yaml
 
 from sim import openai_wire
 from sim.errors import ApiError
-from workers.http import MethodNotAllowed, Receive, Reply, Scope, error_headers, read_body
+from workers.http import MethodNotAllowed, Receive, Reply, Scope, read_body
 
 ADMIN_TIMEOUT_S = 2.0
 
@@ -59,7 +59,7 @@ class Admin:
             body = await read_body(scope, receive, self._max_body_bytes) if method in ("POST", "PUT") else b""
             return await handler(body)
         except ApiError as error:
-            return Reply(error.status, openai_wire.error_body(error), headers=error_headers(error))
+            return Reply(error.status, openai_wire.error_body(error), headers=error.headers)
 
     def _authorize(self, scope: Scope) -> None:
         if self._token is None:

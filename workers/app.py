@@ -31,10 +31,11 @@ from sim import (
     openai_wire,
     responses,
 )
+from sim.builtin_plugins import UPSTREAM, AuthPlugin, StatsPlugin
 from sim.errors import ApiError
 from sim.mocker import Mocker, MockerConfigError, load_mocker
 from sim.mocker_rules import GENERATE, PASSTHROUGH, Decision
-from sim.pipeline import Context, PipelineStats, Plugin, PluginError, PluginRequest, run_post, run_pre
+from sim.pipeline import REFUSAL, Context, PipelineStats, Plugin, PluginError, PluginRequest, run_post, run_pre
 from sim.replies import ContentPolicy, ReplyWriter, request_random
 from sim.rules_plugin import (
     DECISION,
@@ -56,7 +57,6 @@ from workers.http import (
     Send,
     api_path,
     base_url,
-    error_headers,
     has_header,
     json_body,
     lifespan,
@@ -99,6 +99,7 @@ class App:
         max_body_bytes: int,
         big_payload: bool = False,
         admin_token: str | None = None,
+        auth: str | None = None,
         mocker: Mocker | None = None,
         plugins: Sequence[Plugin] = (),
         passthrough: Passthrough | None = None,
@@ -108,16 +109,18 @@ class App:
         self.models = tuple(models)
         self._writer = writer
         self._generator = writer.generator
-        self._counters = counters
         self._link = link
         self._max_body_bytes = max_body_bytes
         self._big_payload = big_payload
         self._random = random.Random(seed)
         self._worker_header = (b"x-understudy-worker", worker_id.encode())
         self._admin = Admin(link, token=admin_token, max_body_bytes=max_body_bytes)
-        # Users' plugins first, then the rules, which decide what the provider step does.
+        # Stats first (its post-hook sees the final answer), then auth, the users' plugins,
+        # and the rules, which decide what the provider step does.
+        self._stats = StatsPlugin(counters)
         self._rules = RulesPlugin(mocker or load_mocker(None), random.Random(seed))
-        self._plugins: tuple[Plugin, ...] = (*plugins, self._rules)
+        auth_plugin = () if auth is None else (AuthPlugin(auth),)
+        self._plugins: tuple[Plugin, ...] = (self._stats, *auth_plugin, *plugins, self._rules)
         self.plugin_stats = PipelineStats()
         self._passthrough = passthrough
         self._openai = Provider(
@@ -191,23 +194,13 @@ class App:
             await respond(send, reply, own)
             return
         provider, route = self._route(scope, path)
-        decision: Decision | None = None
         try:
-            reply, decision = await self._api(provider, scope, receive, method, path, route, request_id)
-        except ApiError as error:
-            reply = _error_reply(provider, error, request_id)
+            reply = await self._api(provider, scope, receive, method, path, route, request_id)
         except Exception:  # the app's outermost boundary: log it, answer 500, keep serving
             log.exception("request %s %s failed", method, path)
-            reply = _error_reply(
-                provider,
-                ApiError(500, "The server had an error while processing your request.", error_type="server_error"),
-                request_id,
-            )
-        self._counters.count_response(
-            status=reply.status,
-            mocked=decision is None or decision.kind != PASSTHROUGH,
-            rule=None if decision is None else decision.rule,
-        )
+            error = ApiError(500, "The server had an error while processing your request.", error_type="server_error")
+            reply = _error_reply(provider, error, request_id)
+            self._stats.counters.count_response(status=500, mocked=True)
         ours: tuple[tuple[bytes, bytes], ...] = (self._worker_header,)
         if not any(name == provider.request_id_header for name, _ in reply.headers):  # an upstream's wins
             ours = ((provider.request_id_header, request_id), self._worker_header)
@@ -236,45 +229,38 @@ class App:
         path: str,
         route: str | None,
         request_id: bytes,
-    ) -> tuple[Reply, Decision | None]:
-        """The answer to an API request, and the rules' decision about it (None if no rule was asked)."""
-        if route is None:
-            raise ApiError(404, f"Invalid URL ({method} {path})", code="unknown_url")
-        methods = provider.routes.get(route)
-        if methods is None:
-            for prefix, prefixed in provider.prefixed_routes.items():
-                if route.startswith(prefix) and len(route) > len(prefix):
-                    if method not in prefixed:
-                        raise MethodNotAllowed(method, path, prefixed)
-                    return prefixed[method](scope, route[len(prefix) :]), None
-            raise ApiError(404, f"Invalid URL ({method} {path})", code="unknown_url")
-        handler = methods.get(method)
-        if handler is None:
-            raise MethodNotAllowed(method, path, methods)
-        if method != "POST":
-            return handler(scope, None, self._writer), None
-        raw = await read_body(scope, receive, self._max_body_bytes)
-        body = json_body(raw, provider=provider.display_name)
-        if not isinstance(body, dict):
-            return handler(scope, body, self._writer), None  # the endpoint refuses it in its own words
-        return await self._through_pipeline(provider, route, scope, body, len(raw), handler, request_id)
+    ) -> Reply:
+        """The answer to an API request: every one runs the pipeline, refused ones too.
 
-    async def _through_pipeline(
-        self,
-        provider: Provider,
-        route: str,
-        scope: Scope,
-        body: dict[str, Any],
-        size: int,
-        handler: Handler,
-        request_id: bytes,
-    ) -> tuple[Reply, Decision | None]:
-        """Pre-hooks (user plugins, then the rules), the provider step, post-hooks in reverse."""
-        model = body.get("model")
+        A refusal found here (unknown route, wrong method, a body too large or not
+        JSON) goes into the context for the provider step to answer with, so auth
+        still comes first and the stats still count it; the rules leave it alone.
+        """
+        handler: Handler | None = None
+        body: Any = None
+        model = ""
+        size = 0
+        refusal: ApiError | None = None
+        try:
+            handler, model = self._target(provider, method, path, route)
+            if method == "POST":
+                raw = await read_body(scope, receive, self._max_body_bytes)
+                size = len(raw)
+                body = json_body(raw, provider=provider.display_name)
+                if not isinstance(body, dict):
+                    handler(scope, body, self._writer)  # every endpoint refuses it, in its own words
+                    raise ApiError(400, "The request body must be a JSON object.")
+                if isinstance(body.get("model"), str):
+                    model = body["model"]
+        except ApiError as refused:
+            refusal = refused
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-        request = PluginRequest(provider.name, route, model if isinstance(model, str) else "", body, headers)
+        fields = body if isinstance(body, dict) else {}
+        request = PluginRequest(provider.name, route or path, model, fields, headers, method)
         ctx = Context(request_id=request_id.decode(), worker_id=self.worker_id, provider=provider.name)
         ctx[SIZE_BYTES] = size
+        if refusal is not None:
+            ctx[REFUSAL] = refusal
         pre = run_pre(self._plugins, ctx, request, stats=self.plugin_stats)
         response: Reply | None = None
         error: PluginError | None = None
@@ -282,10 +268,10 @@ class App:
             response, error = pre.short.response, pre.short.error
             if error is not None and error.allow_fallbacks and self._passthrough and self._passthrough.upstreams:
                 # An error that allows fallbacks falls back to the upstreams, as a gateway would.
-                response, error = await self._forward(provider, route, pre.request), None
+                response, error = await self._forward(provider, ctx, pre.request, scope), None
         else:
             try:
-                response = await self._provide(provider, route, ctx, pre.request, scope, handler)
+                response = await self._provide(provider, ctx, pre.request, scope, handler)
             except PluginError as raised:
                 error = raised
             except ApiError as raised:
@@ -296,33 +282,61 @@ class App:
             await forwarded.events.aclose()  # type: ignore[attr-defined]  # a plugin replaced the stream
         for failure in ctx.failures:
             log.error("plugin %s failed in %s", failure.plugin, failure.hook, exc_info=failure.exception)
-        self._counters.plugin_failures += len(ctx.failures)
         decision: Decision | None = ctx.get(DECISION)
         if decision is not None and decision.latency_ms > 0:
             await trio.sleep(decision.latency_ms / 1000)
         if error is not None:
-            return _error_reply(provider, error, request_id), decision
+            return _error_reply(provider, error, request_id)
         assert response is not None
-        return response, decision
+        return response
 
-    async def _forward(self, provider: Provider, route: str, request: PluginRequest) -> Reply:
+    def _target(self, provider: Provider, method: str, path: str, route: str | None) -> tuple[Handler, str]:
+        """The handler of a route and method, and the model the path names (or ""); else a 404 or 405."""
+        if route is None:
+            raise ApiError(404, f"Invalid URL ({method} {path})", code="unknown_url")
+        methods = provider.routes.get(route)
+        if methods is not None:
+            handler = methods.get(method)
+            if handler is None:
+                raise MethodNotAllowed(method, path, methods)
+            return handler, ""
+        for prefix, prefixed in provider.prefixed_routes.items():
+            if route.startswith(prefix) and len(route) > len(prefix):
+                if method not in prefixed:
+                    raise MethodNotAllowed(method, path, prefixed)
+                name = route[len(prefix) :]
+                return _named(prefixed[method], name), name
+        raise ApiError(404, f"Invalid URL ({method} {path})", code="unknown_url")
+
+    async def _forward(self, provider: Provider, ctx: Context, request: PluginRequest, scope: Scope) -> Reply:
         """The request (as the plugins left it) sent to the upstreams, or answered from a cassette."""
         assert self._passthrough is not None
+        ctx[UPSTREAM] = True
         result = await self._passthrough.forward(
-            provider=provider.name, path=route, body=orjson.dumps(request.body), headers=request.headers
+            provider=provider.name,
+            path=request.endpoint,
+            body=orjson.dumps(request.body) if request.method == "POST" else b"",
+            headers=request.headers,
+            method=request.method,
+            query=scope.get("query_string", b"").decode("latin-1"),
         )
         return Reply(result.status, result.body, result.content_type, result.events, result.headers)
 
     async def _provide(
-        self, provider: Provider, route: str, ctx: Context, request: PluginRequest, scope: Scope, handler: Handler
+        self, provider: Provider, ctx: Context, request: PluginRequest, scope: Scope, handler: Handler | None
     ) -> Reply:
-        """The provider step: the built-in synthesiser told what a rule decided, or the upstreams."""
+        """The provider step: a refusal, the built-in synthesiser told what a rule decided, or the upstreams."""
+        refusal: ApiError | None = ctx.get(REFUSAL)
+        if refusal is not None:
+            raise refusal
+        assert handler is not None
         decision: Decision | None = ctx.get(DECISION)
-        if decision is None or decision.kind == GENERATE:
+        if decision is None or decision.kind == GENERATE or (request.method != "POST" and decision.kind != PASSTHROUGH):
             return handler(scope, request.body, self._writer)
         if decision.kind == PASSTHROUGH:
+            ctx[UPSTREAM] = True
             if self._passthrough is not None:
-                return await self._forward(provider, route, request)
+                return await self._forward(provider, ctx, request, scope)
             raise PluginError(
                 502,
                 "This request is set to pass through, but no upstream is configured.",
@@ -418,9 +432,14 @@ class App:
         return Reply(200, orjson.dumps(openai_wire.model_object(model)))
 
 
+def _named(serve: Callable[[Scope, str], Reply], name: str) -> Handler:
+    """A handler of a route that names its object (``/models/{id}``), as the other handlers are called."""
+    return lambda scope, body, writer: serve(scope, name)
+
+
 def _error_reply(provider: Provider, error: ApiError, request_id: bytes = b"") -> Reply:
     """An error in the provider's shape, with the status the error implies."""
-    return Reply(error.status, provider.error_body(error, request_id.decode()), headers=error_headers(error))
+    return Reply(error.status, provider.error_body(error, request_id.decode()), headers=error.headers)
 
 
 def _not_ready() -> Reply:

@@ -34,13 +34,8 @@ class MethodNotAllowed(ApiError):
     """405 for a route that exists; ``headers`` carries the ``Allow`` the answer must have."""
 
     def __init__(self, method: str, path: str, allowed: Iterable[str]) -> None:
-        super().__init__(405, f"Method {method} not allowed for {path}", code="method_not_allowed")
-        self.headers = ((b"allow", ", ".join(sorted(allowed)).encode()),)
-
-
-def error_headers(error: ApiError) -> tuple[tuple[bytes, bytes], ...]:
-    """The headers an error's answer needs beyond the usual ones (``Allow`` for a 405)."""
-    return error.headers if isinstance(error, MethodNotAllowed) else ()
+        allow = ((b"allow", ", ".join(sorted(allowed)).encode()),)
+        super().__init__(405, f"Method {method} not allowed for {path}", code="method_not_allowed", headers=allow)
 
 
 def has_header(scope: Scope, name: bytes) -> bool:

@@ -138,6 +138,7 @@ async def _serve(
         max_body_bytes=settings.max_body_bytes,
         big_payload=settings.big_payload,
         admin_token=settings.admin_token,
+        auth=settings.auth or None,
         mocker=load_mocker(settings.mocker),
         plugins=load_plugins(settings.plugins),
         passthrough=passthrough,

@@ -169,7 +169,7 @@ class Passthrough:
         ``path`` is the API route after the version root (``/chat/completions``,
         ``/messages``), ``headers`` the caller's request headers.
         """
-        key = cassette_key(provider, path, body)
+        key = cassette_key(provider, f"{path}?{query}" if query else path, body)
         stream = request_is_stream(body)
         if self.replay_dir is not None:
             recording = await self._replayed(key, stream=stream)

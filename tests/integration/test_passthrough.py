@@ -24,6 +24,19 @@ def config(tmp_path: Path, upstream_url: str, *, dead_first: bool = False) -> Pa
     return path
 
 
+def test_model_listing_passes_through_too(fresh_server: Callable[..., Server], tmp_path: Path) -> None:
+    upstream = fresh_server("--models", "upstream-only,claude-upstream", workers=1)
+    front = fresh_server("--config", str(config(tmp_path, upstream.url)), workers=1)
+    client = openai.OpenAI(base_url=front.url + "/v1", api_key="caller", max_retries=0)
+    listed = client.models.with_raw_response.list()
+    assert [model.id for model in listed.parse()] == ["upstream-only", "claude-upstream"]
+    assert listed.headers["x-understudy-upstream"] == "real"
+    assert client.models.retrieve("upstream-only").id == "upstream-only"
+    claude = anthropic.Anthropic(base_url=front.url, api_key="caller", max_retries=0)
+    page = claude.models.list(limit=1)
+    assert [model.id for model in page.data] == ["claude-upstream"]
+
+
 def test_passthrough_with_fallback_streaming_and_record_then_replay(
     fresh_server: Callable[..., Server], tmp_path: Path
 ) -> None:
@@ -41,7 +54,7 @@ def test_passthrough_with_fallback_streaming_and_record_then_replay(
         model="claude-haiku-4-5", max_tokens=50, messages=[{"role": "user", "content": "q"}]
     )
     assert message.content[0].type == "text" and message.content[0].text == UPSTREAM_TEXT
-    assert len(list(cassettes.iterdir())) == 2  # chat (JSON and stream in one cassette) and messages
+    assert len(list(cassettes.iterdir())) == 3  # chat (JSON and stream each its own) and messages
 
     upstream.process.stop()
     replay_config = tmp_path / "replay.yaml"

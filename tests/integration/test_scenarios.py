@@ -160,6 +160,18 @@ def test_a_user_plugin_short_circuits_before_the_rules(scenario: Server) -> None
     assert raised.value.response.json()["error"]["type"] == "permission_error"
 
 
+def test_get_routes_run_the_pipeline_too(scenario: Server) -> None:
+    client = openai.OpenAI(base_url=scenario.url + "/v1", api_key="k", max_retries=0)
+    listed = client.models.with_raw_response.list()
+    assert listed.headers["x-tagged"] == "yes"  # the user's plugin saw the GET
+    assert any(model.id == "gpt-4o" for model in listed.parse())
+    # An error rule for a provider covers its whole API, model listing included.
+    claude = anthropic.Anthropic(base_url=scenario.url, api_key="k", max_retries=0)
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        claude.models.list()
+    assert raised.value.status_code == 529
+
+
 def test_header_rule_on_the_responses_api(scenario: Server) -> None:
     client = openai.OpenAI(base_url=scenario.url + "/v1", api_key="k", max_retries=0)
     response = client.responses.create(model="gpt-4o-mini", input="hi", extra_headers={"x-tenant": "acme"})

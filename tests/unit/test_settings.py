@@ -29,6 +29,8 @@ def test_mocker_names_are_read_and_understudy_names_win() -> None:
     assert load_settings(environ={"MOCKER_HOST": "0.0.0.0", "MOCKER_PORT": "8123"}).port == 8123
     both = load_settings(environ={"MOCKER_PORT": "8123", "UNDERSTUDY_PORT": "8124"})
     assert both.port == 8124
+    mock_server = load_settings(environ={"MOCKER_AUTH": "Bearer k", "MOCKER_BIG_PAYLOAD": "true"})
+    assert (mock_server.auth, mock_server.big_payload) == ("Bearer k", True)
 
 
 def test_models_from_environment_are_comma_separated() -> None:

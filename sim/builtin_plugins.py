@@ -1,0 +1,76 @@
+"""understudy's own behaviours as pipeline plugins: ``stats`` and ``auth``.
+
+Every API request runs the same pipeline (DESIGN.md, "Request pipeline"):
+
+    stats → auth → the user's plugins → rules → provider step
+
+``stats`` comes first so that its post-hook runs last and counts the answer the
+client gets, whatever the later plugins did to it. ``auth`` comes next, so a
+request without the right key is refused before any user plugin or rule sees
+it. ``rules`` (:mod:`sim.rules_plugin`) is last: its decision tells the provider
+step what to do. Issue-5 behaviours (faults, limits) take their places here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sim.mocker_rules import Decision
+from sim.pipeline import BasePlugin, Context, PluginError, PluginRequest, PluginResponse, ShortCircuit
+from sim.rules_plugin import DECISION
+from sim.stats import RequestCounters
+
+#: Context key: set by the provider step when a real upstream (or a cassette) answered.
+UPSTREAM = "provider.upstream"
+
+
+class StatsPlugin(BasePlugin):
+    """Counts every answer into the worker's :class:`RequestCounters` (the ``/admin/stats`` figures)."""
+
+    name = "stats"
+
+    def __init__(self, counters: RequestCounters) -> None:
+        self.counters = counters
+
+    def post_hook(
+        self, ctx: Context, response: PluginResponse | None, error: PluginError | None
+    ) -> tuple[PluginResponse | None, PluginError | None]:
+        status = error.status if error is not None else response.status if response is not None else 500
+        decision: Decision | None = ctx.get(DECISION)
+        self.counters.count_response(
+            status=status, mocked=not ctx.get(UPSTREAM, False), rule=None if decision is None else decision.rule
+        )
+        # Every other plugin's post-hook has run by now: their failures are all known.
+        self.counters.plugin_failures += len(ctx.failures)
+        return response, error
+
+
+MISSING = "Forbidden: Missing authentication header 'Authorization'"
+INVALID = "Forbidden: Invalid authentication header 'Authorization'"
+
+
+class AuthPlugin(BasePlugin):
+    """The Bifrost mock server's ``-auth VALUE``: the ``Authorization`` header must be exactly VALUE.
+
+    Anything else is a 403 in the provider's shape, with the mock server's words.
+    Anthropic clients send their key in ``x-api-key``: it counts as
+    ``Authorization: Bearer KEY``, so one value serves both SDKs.
+    """
+
+    name = "auth"
+
+    def __init__(self, required: str) -> None:
+        self.required = required
+
+    def accepts(self, headers: Mapping[str, str]) -> bool:
+        given = headers.get("authorization")
+        if given is not None and given == self.required:
+            return True
+        key = headers.get("x-api-key")
+        return key is not None and f"Bearer {key}" == self.required
+
+    def pre_hook(self, ctx: Context, request: PluginRequest) -> PluginRequest | ShortCircuit:
+        if self.accepts(request.headers):
+            return request
+        missing = "authorization" not in request.headers and "x-api-key" not in request.headers
+        return ShortCircuit(error=PluginError(403, MISSING if missing else INVALID, type="permission_error"))
