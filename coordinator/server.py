@@ -30,6 +30,8 @@ from sim.stats import ClusterStats
 log = logging.getLogger("understudy.coordinator")
 
 DEFAULT_BIND = "tcp://127.0.0.1:5555"
+# How long a stats reset waits for every live worker's exact baseline (they answer in milliseconds).
+RESET_WAIT_S = 0.5
 
 
 def config_document(settings: Settings) -> dict[str, Any]:
@@ -47,6 +49,8 @@ class Coordinator:
         self.config_version = 1
         self.config = config_document(settings)
         self._routes: dict[str, bytes] = {}
+        # Reset requests waiting for every live worker's exact baseline: (route, query id, deadline).
+        self._resets: list[tuple[bytes, int, float]] = []
         self._handlers: dict[type, Callable[[bytes, Any, float], None]] = {
             protocol.Hello: self._on_hello,
             protocol.Heartbeat: self._on_heartbeat,
@@ -96,22 +100,52 @@ class Coordinator:
 
     def _on_stats(self, route: bytes, message: protocol.StatsReport, now_s: float) -> None:
         self._meet(route, message.worker_id, message.incarnation, now_s, pid=message.pid)
-        self.stats.report(message.worker_id, message.incarnation, message.seq, message.counters)
+        self.stats.report(
+            message.worker_id, message.incarnation, message.seq, message.counters, reset_epoch=message.reset_epoch
+        )
+        self.answer_resets(now_s)
 
     def _on_query(self, route: bytes, message: protocol.StatsQuery, now_s: float) -> None:
         self._send(route, protocol.StatsReply(message.query_id, self.stats.snapshot(now_s=now_s)))
 
     def _on_admin(self, route: bytes, message: protocol.AdminRequest, now_s: float) -> None:
         if message.action == "reset_stats":
-            self.stats.reset()
-            result: dict[str, Any] = {"ok": True}
-        elif message.action == "get_rules":
-            result = {"ok": True, "version": self.config_version, "document": self.config.get("mocker")}
+            self._reset_stats(route, message.query_id, now_s)
+            return
+        if message.action == "get_rules":
+            result: dict[str, Any] = {"ok": True, "version": self.config_version, "document": self.config.get("mocker")}
         elif message.action == "put_rules":
             result = self.put_rules(message.payload.get("document"))
         else:
             result = {"ok": False, "errors": [f"unknown admin action {message.action!r}"]}
         self._send(route, protocol.AdminReply(message.query_id, result))
+
+    def _reset_stats(self, route: bytes, query_id: int, now_s: float) -> None:
+        """Open a reset epoch, tell every live worker, and answer once all their baselines are in.
+
+        The answer waits at most ``RESET_WAIT_S``: a worker that does not answer by
+        then keeps its provisional baseline (the counters held at the reset).
+        """
+        reset = protocol.encode(protocol.StatsReset(self.stats.reset()))
+        for worker_id in self.stats.alive_workers():
+            worker_route = self._routes.get(worker_id)
+            if worker_route is not None:
+                self._channel.send([worker_route, reset])
+        self._resets.append((route, query_id, now_s + RESET_WAIT_S))
+        self.answer_resets(now_s)
+
+    def answer_resets(self, now_s: float) -> None:
+        """Answer the reset requests whose baselines are all in, or whose wait is over."""
+        if not self._resets:
+            return
+        settled = self.stats.reset_settled()
+        waiting = []
+        for route, query_id, deadline in self._resets:
+            if settled or now_s >= deadline:
+                self._send(route, protocol.AdminReply(query_id, {"ok": True}))
+            else:
+                waiting.append((route, query_id, deadline))
+        self._resets = waiting
 
     def put_rules(self, document: Any) -> dict[str, Any]:
         """Adopt a new rules document if it is valid and hand it to every worker; else keep the old one."""
@@ -175,6 +209,7 @@ async def run_coordinator(
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_ticker, coordinator, settings.heartbeat_interval_s)
+            nursery.start_soon(_reset_deadlines, coordinator)
             if config_path is not None:
                 nursery.start_soon(_reload_on_sighup, coordinator, config_path)
             task_status.started(endpoint)
@@ -189,6 +224,12 @@ async def _ticker(coordinator: Coordinator, interval_s: float) -> None:
     while True:
         await trio.sleep(interval_s)
         coordinator.tick(now_s=trio.current_time())
+
+
+async def _reset_deadlines(coordinator: Coordinator) -> None:
+    while True:
+        await trio.sleep(RESET_WAIT_S / 5)
+        coordinator.answer_resets(trio.current_time())
 
 
 async def _reload_on_sighup(coordinator: Coordinator, config_path: str) -> None:

@@ -64,7 +64,11 @@ class Heartbeat:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StatsReport:
-    """Worker → coordinator: cumulative counters of one incarnation; ``seq`` grows."""
+    """Worker → coordinator: cumulative counters of one incarnation; ``seq`` grows.
+
+    ``reset_epoch`` is the latest :class:`StatsReset` the worker had applied when
+    it counted these (0 for none).
+    """
 
     TAG: ClassVar[str] = "stats"
     worker_id: str
@@ -72,6 +76,20 @@ class StatsReport:
     pid: int
     seq: int
     counters: dict[str, Any]
+    reset_epoch: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StatsReset:
+    """Coordinator → worker: a stats reset happened; report your counters now, tagged ``epoch``.
+
+    Those counters are the worker's exact baseline for the reset: what it answered
+    before it heard of the reset is not counted after it, however late its
+    periodic report would have arrived.
+    """
+
+    TAG: ClassVar[str] = "stats_reset"
+    epoch: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -130,6 +148,7 @@ Message = (
     | Welcome
     | Heartbeat
     | StatsReport
+    | StatsReset
     | StatsQuery
     | StatsReply
     | AdminRequest
@@ -157,6 +176,7 @@ _MESSAGES: dict[str, tuple[type, tuple[tuple[str, tuple[type, ...]], ...]]] = {
         Welcome,
         Heartbeat,
         StatsReport,
+        StatsReset,
         StatsQuery,
         StatsReply,
         AdminRequest,

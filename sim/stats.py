@@ -9,10 +9,14 @@ id, new incarnation) adds to what its earlier incarnations reported instead of
 replacing it. Liveness is judged from the time of the last message, with the
 current time always passed in.
 
-A reset (``POST /admin/stats/reset``) never touches a worker: the coordinator
-notes the counters held at that moment as a baseline per incarnation and shows
-what was counted since, so a report in flight during the reset is neither lost
-nor counted twice.
+A reset (``POST /admin/stats/reset``) never zeroes a worker's counters: it opens
+a new reset epoch, with a baseline per incarnation subtracted from what it
+reports. The counters held at that moment are the provisional baseline; each
+worker, told of the epoch, reports at once with the epoch's tag, and that
+report's counters become its exact baseline. So what a worker answered before
+it heard of the reset never shows after it, even when its periodic report was
+still on its way, and nothing is lost or counted twice. :meth:`reset_settled`
+says when every live worker has given its exact baseline.
 """
 
 from __future__ import annotations
@@ -119,11 +123,26 @@ class ClusterStats:
         self._workers: dict[str, WorkerRecord] = {}
         self._reports: dict[tuple[str, str], _Report] = {}
         self._baselines: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self._exact: set[tuple[str, str]] = set()  # incarnations whose baseline came tagged with the epoch
+        self.reset_epoch = 0
         self.bad_frames = 0
 
-    def reset(self) -> None:
-        """Count from now on: what is held becomes the baseline of each incarnation."""
+    def reset(self) -> int:
+        """Count from now on; returns the new epoch, which the workers are to be told of.
+
+        What is held becomes each incarnation's provisional baseline, until its
+        report tagged with the epoch arrives.
+        """
+        self.reset_epoch += 1
         self._baselines = {key: report.counters for key, report in self._reports.items()}
+        self._exact = set()
+        return self.reset_epoch
+
+    def reset_settled(self) -> bool:
+        """Whether every live worker's current incarnation has reported its exact baseline."""
+        return all(
+            (record.worker_id, record.incarnation) in self._exact for record in self._workers.values() if record.alive
+        )
 
     def _since_reset(self) -> dict[tuple[str, str], Mapping[str, Any]]:
         return {
@@ -156,13 +175,22 @@ class ClusterStats:
         record.alive = not record.stopped
         return False
 
-    def report(self, worker_id: str, incarnation: str, seq: int, counters: Mapping[str, Any]) -> bool:
-        """Keep a cumulative report unless a newer one of that incarnation is held."""
+    def report(
+        self, worker_id: str, incarnation: str, seq: int, counters: Mapping[str, Any], *, reset_epoch: int = 0
+    ) -> bool:
+        """Keep a cumulative report unless a newer one of that incarnation is held.
+
+        The first report tagged with the current reset epoch is that
+        incarnation's exact baseline.
+        """
         key = (worker_id, incarnation)
         held = self._reports.get(key)
         if held is not None and held.seq >= seq:
             return False
         self._reports[key] = _Report(seq, counters)
+        if reset_epoch and reset_epoch == self.reset_epoch and key not in self._exact:
+            self._baselines[key] = counters
+            self._exact.add(key)
         return True
 
     def goodbye(self, worker_id: str, incarnation: str) -> None:

@@ -60,6 +60,7 @@ class CoordinatorLink:
         self.config_version = 0
         self.cluster_offset_s: float | None = None
         self.bad_frames = 0
+        self.reset_epoch = 0
 
     @property
     def connected(self) -> bool:
@@ -95,7 +96,10 @@ class CoordinatorLink:
         snapshot = self._counters.snapshot()
         if not force and snapshot == self._last_sent_counters:
             return
-        self._send(protocol.StatsReport(self.worker_id, self.incarnation, os.getpid(), next(self._seq), snapshot))
+        report = protocol.StatsReport(
+            self.worker_id, self.incarnation, os.getpid(), next(self._seq), snapshot, self.reset_epoch
+        )
+        self._send(report)
         self._last_sent_counters = snapshot
 
     async def _send_loop(self) -> None:
@@ -141,6 +145,10 @@ class CoordinatorLink:
             self.welcomed.set()
         elif isinstance(message, protocol.ConfigSnapshot):
             self._set_config(message.version, message.config)
+        elif isinstance(message, protocol.StatsReset):
+            # What we counted until now is the reset's baseline: say it at once, tagged.
+            self.reset_epoch = message.epoch
+            self.report_stats(force=True)
         elif isinstance(message, protocol.StatsReply | protocol.AdminReply):
             pending = self._pending.get(message.query_id)
             if pending is not None:

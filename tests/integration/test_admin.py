@@ -28,6 +28,27 @@ def test_stats_reset_counts_from_then_on(fresh_server: Callable[..., Server]) ->
         assert http.get("/admin/stats/reset").headers["allow"] == "POST"
 
 
+def test_nothing_answered_before_a_reset_counts_after_it(fresh_server: Callable[..., Server]) -> None:
+    # Workers that report only every 3 s: most of what they answer is unreported at the reset.
+    slow = ("--heartbeat-interval-s", "3", "--heartbeat-timeout-s", "10", "--stats-interval-s", "3")
+    server = fresh_server(*slow)
+
+    def chat_on_a_new_connection() -> None:  # new connections spread over both workers
+        with server.http() as http:
+            assert http.post("/v1/chat/completions", json=CHAT).status_code == 200
+
+    for _ in range(12):
+        chat_on_a_new_connection()
+    with server.http() as http:
+        assert http.post("/admin/stats/reset").json() == {"ok": True}
+    assert server.stats()["total_requests"] == 0
+    for _ in range(4):
+        chat_on_a_new_connection()
+    after = wait_for(lambda: (s := server.stats())["total_requests"] >= 4 and s, timeout_s=8, what="4 counted")
+    assert after["total_requests"] == 4
+    assert sum(worker["requests"] for worker in after["workers"]) == 4
+
+
 def test_rules_document_is_versioned_and_a_bad_one_is_refused(fresh_server: Callable[..., Server]) -> None:
     server = fresh_server()
     with server.http() as http:

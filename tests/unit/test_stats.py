@@ -117,3 +117,38 @@ def test_reset_counts_from_then_on_and_keeps_late_reports() -> None:
     assert snapshot["errors_generated"] == 0
     assert snapshot["rule_hits"] == {"r": 1, "q": 1}
     assert {w["id"]: w["requests"] for w in snapshot["workers"]} == {"w0": 3, "w1": 4}
+
+
+def test_a_reset_takes_each_workers_epoch_report_as_its_exact_baseline() -> None:
+    stats = ClusterStats(started_s=0)
+    for worker in ("w0", "w1"):
+        stats.seen(worker, "a", now_s=0)
+        stats.report(worker, "a", 1, {"total_requests": 2})
+    epoch = stats.reset()
+    assert not stats.reset_settled()
+    # w0 had answered 3 more before it heard of the reset; its tagged report says so.
+    stats.report("w0", "a", 2, {"total_requests": 5}, reset_epoch=epoch)
+    assert not stats.reset_settled()
+    stats.report("w1", "a", 2, {"total_requests": 2}, reset_epoch=epoch)
+    assert stats.reset_settled()
+    assert stats.snapshot(now_s=1)["total_requests"] == 0
+    # Later reports carry the same tag; only the first one was the baseline.
+    stats.report("w0", "a", 3, {"total_requests": 6}, reset_epoch=epoch)
+    stats.report("w1", "a", 3, {"total_requests": 4}, reset_epoch=epoch)
+    assert stats.snapshot(now_s=2)["total_requests"] == 1 + 2
+
+
+def test_a_report_of_an_older_epoch_is_no_baseline_and_dead_workers_are_not_waited_for() -> None:
+    stats = ClusterStats(started_s=0)
+    stats.seen("w0", "a", now_s=0)
+    stats.seen("w1", "b", now_s=0)
+    stats.report("w0", "a", 1, {"total_requests": 1})
+    first = stats.reset()
+    second = stats.reset()
+    stats.report("w0", "a", 2, {"total_requests": 3}, reset_epoch=first)  # sent before the second reset
+    assert stats.snapshot(now_s=1)["total_requests"] == 2  # against the provisional baseline
+    stats.sweep(now_s=10, timeout_s=1)  # both silent: dead
+    assert stats.reset_settled()
+    stats.seen("w0", "a", now_s=11)
+    stats.report("w0", "a", 3, {"total_requests": 3}, reset_epoch=second)
+    assert stats.snapshot(now_s=12)["total_requests"] == 0
