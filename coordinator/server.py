@@ -210,6 +210,8 @@ async def run_coordinator(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_ticker, coordinator, settings.heartbeat_interval_s)
             nursery.start_soon(_reset_deadlines, coordinator)
+            if settings.tpm > 0:
+                nursery.start_soon(_announce_timer, settings.tpm, settings.tpm_duration, coordinator.stats.started_s)
             if config_path is not None:
                 nursery.start_soon(_reload_on_sighup, coordinator, config_path)
             task_status.started(endpoint)
@@ -224,6 +226,15 @@ async def _ticker(coordinator: Coordinator, interval_s: float) -> None:
     while True:
         await trio.sleep(interval_s)
         coordinator.tick(now_s=trio.current_time())
+
+
+async def _announce_timer(after_s: float, duration_s: float, started: float) -> None:
+    """One log line for the cluster when the 429 window opens (and one when it closes)."""
+    await trio.sleep_until(started + after_s)
+    log.info("TPM (429) scenario triggered after %g seconds", after_s)
+    if duration_s > 0:
+        await trio.sleep_until(started + after_s + duration_s)
+        log.info("TPM (429) scenario ended after %g more seconds", duration_s)
 
 
 async def _reset_deadlines(coordinator: Coordinator) -> None:

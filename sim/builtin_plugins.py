@@ -13,33 +13,53 @@ step what to do. Issue-5 behaviours (faults, limits) take their places here too.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
+from sim.faults import FAULT_INJECTED
 from sim.mocker_rules import Decision
 from sim.pipeline import BasePlugin, Context, PluginError, PluginRequest, PluginResponse, ShortCircuit
+from sim.pricing import PricingTable, format_cost
 from sim.rules_plugin import DECISION
 from sim.stats import RequestCounters
 
 #: Context key: set by the provider step when a real upstream (or a cassette) answered.
 UPSTREAM = "provider.upstream"
+MODEL = "stats.model"
 
 
 class StatsPlugin(BasePlugin):
-    """Counts every answer into the worker's :class:`RequestCounters` (the ``/admin/stats`` figures)."""
+    """Counts every answer into the worker's :class:`RequestCounters` (the ``/admin/stats`` figures),
+    and prices it: ``x-understudy-cost-usd`` on each answer whose tokens are known, cost per model."""
 
     name = "stats"
 
-    def __init__(self, counters: RequestCounters) -> None:
+    def __init__(self, counters: RequestCounters, pricing: PricingTable | None = None) -> None:
         self.counters = counters
+        self.pricing = pricing
+
+    def pre_hook(self, ctx: Context, request: PluginRequest) -> PluginRequest | ShortCircuit:
+        ctx[MODEL] = request.model  # as asked, before any plugin changes it
+        return request
 
     def post_hook(
         self, ctx: Context, response: PluginResponse | None, error: PluginError | None
     ) -> tuple[PluginResponse | None, PluginError | None]:
         status = error.status if error is not None else response.status if response is not None else 500
         decision: Decision | None = ctx.get(DECISION)
-        self.counters.count_response(
+        counters = self.counters
+        counters.count_response(
             status=status, mocked=not ctx.get(UPSTREAM, False), rule=None if decision is None else decision.rule
         )
+        if FAULT_INJECTED in ctx:
+            counters.faults_injected += 1
+        if response is not None and response.usage is not None and self.pricing is not None and status < 400:
+            model = ctx.get(MODEL, "")
+            cost = self.pricing.cost_usd(model, *response.usage)
+            if cost is not None:
+                counters.cost_usd[model] = counters.cost_usd.get(model, 0.0) + cost
+                cost_header = (b"x-understudy-cost-usd", format_cost(cost).encode())
+                response = dataclasses.replace(response, headers=(*response.headers, cost_header))
         # Every other plugin's post-hook has run by now: their failures are all known.
         self.counters.plugin_failures += len(ctx.failures)
         return response, error

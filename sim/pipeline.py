@@ -64,6 +64,8 @@ class PluginResponse:
     # A stream's events; a passthrough stream's arrive as an async iterator (with ``aclose``).
     events: Sequence[bytes] | AsyncIterator[bytes] | None = None
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    # (prompt, completion) tokens of a synthesised answer, for pacing, cost and stats; None if unknown.
+    usage: tuple[int, int] | None = None
 
 
 class PluginError(ApiError):

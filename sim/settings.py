@@ -58,6 +58,12 @@ MOCKER_ENV = {
     "MOCKER_PORT": "port",
     "MOCKER_BIG_PAYLOAD": "big_payload",
     "MOCKER_AUTH": "auth",
+    "MOCKER_LATENCY": "latency",
+    "MOCKER_JITTER": "jitter",
+    "MOCKER_FAILURE_PERCENT": "failure_percent",
+    "MOCKER_FAILURE_JITTER": "failure_jitter",
+    "MOCKER_TPM": "tpm",
+    "MOCKER_TPM_DURATION": "tpm_duration",
 }
 
 
@@ -122,6 +128,19 @@ class Settings(BaseModel):
         None,
         description="when set (not empty), API requests need exactly this `Authorization` value, else 403"
         " (`x-api-key: K` counts as `Bearer K`)",
+    )
+    latency: float = Field(0.0, ge=0, description="milliseconds before each answer (the mock server's -latency)")
+    jitter: float = Field(0.0, ge=0, description="latency varies uniformly within ±jitter milliseconds")
+    latency_profiles: dict[str, Any] | None = Field(
+        None, description="per-model TTFT, inter-token latency and prefill cost; see README, Latency"
+    )
+    failure_percent: float = Field(0.0, ge=0, le=100, description="share of requests that fail (500 by default)")
+    failure_jitter: float = Field(0.0, ge=0, le=100, description="the failure rate varies within ±jitter points")
+    faults: dict[str, Any] | None = Field(None, description="what failures are and per-model rates; see README, Faults")
+    tpm: float = Field(0.0, ge=0, description="seconds after the cluster starts from which every request gets 429")
+    tpm_duration: float = Field(0.0, ge=0, description="how long the tpm window lasts in seconds (0: for good)")
+    pricing: dict[str, Any] | None = Field(
+        None, description="USD per million tokens per model, over the built-in table: {model: {input, output}}"
     )
     mocker: dict[str, Any] | None = Field(
         None, description="the rules document (Bifrost mocker semantics); see README, Scenario rules"

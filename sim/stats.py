@@ -25,7 +25,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-COUNTER_NAMES = ("total_requests", "mocked_requests", "responses_generated", "errors_generated", "plugin_failures")
+COUNTER_NAMES = (
+    "total_requests",
+    "mocked_requests",
+    "responses_generated",
+    "errors_generated",
+    "plugin_failures",
+    "faults_injected",
+)
+# Per-key counters: rule hits (int) and cost in USD per model (float).
+MAPPING_NAMES = ("rule_hits", "cost_usd")
 
 
 @dataclass(slots=True)
@@ -37,7 +46,9 @@ class RequestCounters:
     responses_generated: int = 0
     errors_generated: int = 0
     plugin_failures: int = 0
+    faults_injected: int = 0
     rule_hits: dict[str, int] = field(default_factory=dict)
+    cost_usd: dict[str, float] = field(default_factory=dict)  # per model
 
     def count_response(self, *, status: int, mocked: bool, rule: str | None = None) -> None:
         self.total_requests += 1
@@ -57,7 +68,9 @@ class RequestCounters:
             "responses_generated": self.responses_generated,
             "errors_generated": self.errors_generated,
             "plugin_failures": self.plugin_failures,
+            "faults_injected": self.faults_injected,
             "rule_hits": dict(self.rule_hits),
+            "cost_usd": dict(self.cost_usd),
         }
 
 
@@ -68,32 +81,37 @@ def subtract_counters(counters: Mapping[str, Any], baseline: Mapping[str, Any]) 
         value, base = counters.get(name, 0), baseline.get(name, 0)
         if isinstance(value, int) and isinstance(base, int):
             out[name] = value - base
-    hits, base_hits = counters.get("rule_hits"), baseline.get("rule_hits")
-    if isinstance(hits, Mapping):
-        base_hits = base_hits if isinstance(base_hits, Mapping) else {}
-        out["rule_hits"] = {
-            rule: count - int(base_hits.get(rule, 0) or 0)
-            for rule, count in hits.items()
-            if isinstance(count, int) and count - int(base_hits.get(rule, 0) or 0)
-        }
+    for name in MAPPING_NAMES:
+        values, base_values = counters.get(name), baseline.get(name)
+        if not isinstance(values, Mapping):
+            continue
+        base_values = base_values if isinstance(base_values, Mapping) else {}
+        differences = {key: _number(value) - _number(base_values.get(key, 0)) for key, value in values.items()}
+        out[name] = {key: difference for key, difference in differences.items() if difference}
     return out
+
+
+def _number(value: object) -> float:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
 def sum_counters(snapshots: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Add counter snapshots; unknown keys and non-integer values are ignored."""
     total: dict[str, Any] = {name: 0 for name in COUNTER_NAMES}
-    hits: dict[str, int] = {}
+    mappings: dict[str, dict[str, float]] = {name: {} for name in MAPPING_NAMES}
     for snapshot in snapshots:
         for name in COUNTER_NAMES:
             value = snapshot.get(name)
             if isinstance(value, int) and not isinstance(value, bool):
                 total[name] += value
-        rule_hits = snapshot.get("rule_hits")
-        if isinstance(rule_hits, Mapping):
-            for rule, count in rule_hits.items():
-                if isinstance(count, int) and not isinstance(count, bool):
-                    hits[str(rule)] = hits.get(str(rule), 0) + count
-    total["rule_hits"] = hits
+        for name, summed in mappings.items():
+            values = snapshot.get(name)
+            if isinstance(values, Mapping):
+                for key, value in values.items():
+                    summed[str(key)] = summed.get(str(key), 0) + _number(value)
+    total.update(mappings)
+    if total["cost_usd"]:
+        total["cost_usd"] = {model: round(cost, 8) for model, cost in total["cost_usd"].items()}
     return total
 
 

@@ -17,8 +17,11 @@ from typing import Any
 import yaml
 
 from sim.errors import SettingsError
+from sim.faults import FaultsConfigError, load_faults
+from sim.latency import LatencyConfigError, load_latency
 from sim.mocker import MockerConfigError, load_mocker
 from sim.plugin_loader import PluginConfigError, load_plugins
+from sim.pricing import PricingConfigError, load_pricing
 from sim.settings import FIELDS, Settings, load_settings, settings_document
 from sim.upstreams import UpstreamConfigError, parse_upstreams
 
@@ -84,11 +87,21 @@ def scenario_problems(settings: Settings) -> list[str]:
         (load_mocker, settings.mocker),
         (parse_upstreams, settings.upstreams or []),
         (load_plugins, settings.plugins),
+        (lambda section: load_faults(section, where="faults"), settings.faults),
+        (lambda section: load_latency(section, where="latency_profiles"), settings.latency_profiles),
+        (load_pricing, settings.pricing),
     )
     for load, section in loaders:
         try:
             load(section)
-        except (MockerConfigError, PluginConfigError, UpstreamConfigError) as error:
+        except (
+            MockerConfigError,
+            PluginConfigError,
+            UpstreamConfigError,
+            FaultsConfigError,
+            LatencyConfigError,
+            PricingConfigError,
+        ) as error:
             problems.extend(error.errors)
     return problems
 

@@ -32,10 +32,14 @@ from sim import (
     responses,
 )
 from sim.builtin_plugins import UPSTREAM, AuthPlugin, StatsPlugin
+from sim.delivery import IMMEDIATE, Delivery, count_token_events, stream_offsets
 from sim.errors import ApiError
+from sim.faults import FAULT, FaultsConfig, FaultsPlugin, TimerPlugin, fault_error, stream_error_event
+from sim.latency import LatencyConfig, LatencyProfile
 from sim.mocker import Mocker, MockerConfigError, load_mocker
 from sim.mocker_rules import GENERATE, PASSTHROUGH, Decision
 from sim.pipeline import REFUSAL, Context, PipelineStats, Plugin, PluginError, PluginRequest, run_post, run_pre
+from sim.pricing import PricingTable
 from sim.replies import ContentPolicy, ReplyWriter, request_random
 from sim.rules_plugin import (
     DECISION,
@@ -100,6 +104,12 @@ class App:
         big_payload: bool = False,
         admin_token: str | None = None,
         auth: str | None = None,
+        faults: FaultsConfig | None = None,
+        timer: tuple[float, float | None] | None = None,
+        cluster_clock: Callable[[], float] | None = None,
+        latency: LatencyConfig | None = None,
+        fallback_latency: LatencyProfile | None = None,
+        pricing: PricingTable | None = None,
         mocker: Mocker | None = None,
         plugins: Sequence[Plugin] = (),
         passthrough: Passthrough | None = None,
@@ -115,12 +125,21 @@ class App:
         self._random = random.Random(seed)
         self._worker_header = (b"x-understudy-worker", worker_id.encode())
         self._admin = Admin(link, token=admin_token, max_body_bytes=max_body_bytes)
-        # Stats first (its post-hook sees the final answer), then auth, the users' plugins,
-        # and the rules, which decide what the provider step does.
-        self._stats = StatsPlugin(counters)
+        # Stats first (its post-hook sees the final answer), then auth, the timer, the
+        # faults, the users' plugins, and the rules, which decide what the provider step does.
+        self._stats = StatsPlugin(counters, pricing)
         self._rules = RulesPlugin(mocker or load_mocker(None), random.Random(seed))
-        auth_plugin = () if auth is None else (AuthPlugin(auth),)
-        self._plugins: tuple[Plugin, ...] = (self._stats, *auth_plugin, *plugins, self._rules)
+        self._faults = FaultsPlugin(faults or FaultsConfig(), random.Random(seed))
+        self._latency = latency or LatencyConfig()
+        self._fallback_latency = fallback_latency
+        builtins: list[Plugin] = [self._stats]
+        if auth is not None:
+            builtins.append(AuthPlugin(auth))
+        if timer is not None:
+            builtins.append(TimerPlugin(timer[0], timer[1], cluster_clock or _process_clock()))
+        if self._faults.config.enabled:
+            builtins.append(self._faults)
+        self._plugins: tuple[Plugin, ...] = (*builtins, *plugins, self._rules)
         self.plugin_stats = PipelineStats()
         self._passthrough = passthrough
         self._openai = Provider(
@@ -194,8 +213,9 @@ class App:
             await respond(send, reply, own)
             return
         provider, route = self._route(scope, path)
+        delivery = IMMEDIATE
         try:
-            reply = await self._api(provider, scope, receive, method, path, route, request_id)
+            reply, delivery = await self._api(provider, scope, receive, method, path, route, request_id)
         except Exception:  # the app's outermost boundary: log it, answer 500, keep serving
             log.exception("request %s %s failed", method, path)
             error = ApiError(500, "The server had an error while processing your request.", error_type="server_error")
@@ -204,7 +224,7 @@ class App:
         ours: tuple[tuple[bytes, bytes], ...] = (self._worker_header,)
         if not any(name == provider.request_id_header for name, _ in reply.headers):  # an upstream's wins
             ours = ((provider.request_id_header, request_id), self._worker_header)
-        await respond(send, reply, ours)
+        await respond(send, reply, ours, delivery)
 
     def _route(self, scope: Scope, path: str) -> tuple[Provider, str | None]:
         """Which provider's API a path belongs to, and the route within it.
@@ -229,8 +249,8 @@ class App:
         path: str,
         route: str | None,
         request_id: bytes,
-    ) -> Reply:
-        """The answer to an API request: every one runs the pipeline, refused ones too.
+    ) -> tuple[Reply, Delivery]:
+        """The answer to an API request and how to deliver it: every one runs the pipeline, refused ones too.
 
         A refusal found here (unknown route, wrong method, a body too large or not
         JSON) goes into the context for the provider step to answer with, so auth
@@ -286,9 +306,42 @@ class App:
         if decision is not None and decision.latency_ms > 0:
             await trio.sleep(decision.latency_ms / 1000)
         if error is not None:
-            return _error_reply(provider, error, request_id)
+            return _error_reply(provider, error, request_id), IMMEDIATE
         assert response is not None
-        return response
+        fault: str | None = ctx.get(FAULT)
+        if fault == "stream_error" and response.events is None:  # a whole answer fails as a whole
+            error = fault_error("http_500", provider=provider.name)
+            return _error_reply(provider, error, request_id), IMMEDIATE
+        return response, self._delivery(provider, pre.request, response, fault)
+
+    def _delivery(self, provider: Provider, request: PluginRequest, reply: Reply, fault: str | None) -> Delivery:
+        """When each part of the answer leaves: the model's latency profile, and any delivery fault."""
+        profile = self._latency.profile_for(request.model) or self._fallback_latency
+        if (profile is None and fault is None) or isinstance(reply.events, AsyncIterator):
+            return IMMEDIATE  # an upstream's stream is relayed as it comes
+        offsets: tuple[float, ...] = (0.0,)
+        prompt_tokens, completion_tokens = reply.usage or (0, 0)
+        events = reply.events
+        if profile is not None and reply.status < 400:
+            if events is None:
+                plan = profile.plan(prompt_tokens=prompt_tokens, output_tokens=completion_tokens, rand=self._random)
+                offsets = (plan.total_s,)
+            else:
+                tokens = count_token_events(events)
+                plan = profile.plan(prompt_tokens=prompt_tokens, output_tokens=tokens, rand=self._random)
+                offsets = stream_offsets(events, plan.first_s, plan.gaps_s)
+        if fault is None:
+            return Delivery(offsets)
+        faults = self._faults.config
+        if fault == "hang":
+            return Delivery(offsets, hang_s=faults.hang_s)
+        if fault == "trickle":
+            return Delivery(offsets, trickle_s=faults.trickle_ms / 1000)
+        cut = max(1, len(events) // 2) if events is not None else 0
+        if fault == "stream_error":
+            error_event = stream_error_event(provider=provider.name, endpoint=request.endpoint)
+            return Delivery(offsets, cut_after=cut, error_event=error_event)
+        return Delivery(offsets, cut_after=cut)
 
     def _target(self, provider: Provider, method: str, path: str, route: str | None) -> tuple[Handler, str]:
         """The handler of a route and method, and the model the path names (or ""); else a 404 or 405."""
@@ -359,27 +412,33 @@ class App:
     def _chat_completions(self, scope: Scope, body: Any, writer: ReplyWriter) -> Reply:
         request = chat_request.parse_chat_request(body)
         completion = chat.synthesize(request, writer, created_s=self._now_s())
+        usage = (completion.prompt_tokens, completion.completion_tokens)
         if request.stream:
-            return Reply(200, b"", SSE, chat.stream_events(completion, include_usage=request.include_usage))
-        return Reply(200, chat.completion_body(completion))
+            events = chat.stream_events(completion, include_usage=request.include_usage)
+            return Reply(200, b"", SSE, events, usage=usage)
+        return Reply(200, chat.completion_body(completion), usage=usage)
 
     def _completions(self, scope: Scope, body: Any, writer: ReplyWriter) -> Reply:
         request = completions.parse_completion_request(body)
         completion = completions.synthesize(request, writer, created_s=self._now_s())
+        usage = (completion.prompt_tokens, completion.completion_tokens)
         if request.stream:
-            return Reply(200, b"", SSE, completions.stream_events(completion, include_usage=request.include_usage))
-        return Reply(200, completions.completion_body(completion))
+            events = completions.stream_events(completion, include_usage=request.include_usage)
+            return Reply(200, b"", SSE, events, usage=usage)
+        return Reply(200, completions.completion_body(completion), usage=usage)
 
     def _responses(self, scope: Scope, body: Any, writer: ReplyWriter) -> Reply:
         request = responses.parse_responses_request(body)
         response = responses.synthesize(request, writer, created_s=self._now_s())
+        usage = (response.input_tokens, response.output_tokens)
         if request.stream:
-            return Reply(200, b"", SSE, responses.stream_events(response))
-        return Reply(200, responses.response_body(response))
+            return Reply(200, b"", SSE, responses.stream_events(response), usage=usage)
+        return Reply(200, responses.response_body(response), usage=usage)
 
     def _embeddings(self, scope: Scope, body: Any, writer: ReplyWriter) -> Reply:
         request = embeddings.parse_embeddings_request(body)
-        return Reply(200, embeddings.embeddings_body(request, big_payload=self._big_payload))
+        body = embeddings.embeddings_body(request, big_payload=self._big_payload)
+        return Reply(200, body, usage=(request.prompt_tokens, 0))
 
     def _images(self, scope: Scope, body: Any, writer: ReplyWriter) -> Reply:
         request = images.parse_images_request(body)
@@ -389,9 +448,10 @@ class App:
         request = anthropic_request.parse_messages_request(body)
         rand = request_random(body if isinstance(body, dict) else {}, self._generator.rng)
         message = anthropic_message.synthesize(request, writer, rand=rand)
+        usage = (message.input_tokens, message.output_tokens)
         if request.stream:
-            return Reply(200, b"", SSE, anthropic_wire.stream_events(message))
-        return Reply(200, anthropic_wire.message_body(message))
+            return Reply(200, b"", SSE, anthropic_wire.stream_events(message), usage=usage)
+        return Reply(200, anthropic_wire.message_body(message), usage=usage)
 
     def _count_tokens(self, scope: Scope, body: Any, writer: ReplyWriter) -> Reply:
         return Reply(200, anthropic_wire.count_tokens_body(body))
@@ -430,6 +490,12 @@ class App:
                 code="model_not_found",
             )
         return Reply(200, orjson.dumps(openai_wire.model_object(model)))
+
+
+def _process_clock() -> Callable[[], float]:
+    """Seconds since this process started: the cluster's clock for a worker on its own."""
+    started = trio.current_time()
+    return lambda: trio.current_time() - started
 
 
 def _named(serve: Callable[[Scope, str], Reply], name: str) -> Handler:

@@ -12,7 +12,9 @@ from contextlib import aclosing
 from typing import Any
 
 import orjson
+import trio
 
+from sim.delivery import IMMEDIATE, Delivery
 from sim.errors import ApiError
 from sim.pipeline import PluginResponse
 
@@ -97,8 +99,17 @@ def too_large(limit: int) -> ApiError:
     return ApiError(413, f"Request body too large: the limit is {limit} bytes.", code="request_too_large")
 
 
-async def respond(send: Send, reply: Reply, own_headers: Iterable[tuple[bytes, bytes]]) -> None:
+TRICKLE_PIECES = 10  # a whole answer trickles out in this many pieces
+
+
+async def respond(
+    send: Send, reply: Reply, own_headers: Iterable[tuple[bytes, bytes]], delivery: Delivery = IMMEDIATE
+) -> None:
+    """Send ``reply``, paced and spoiled as ``delivery`` says (offsets count from now)."""
     headers = [(b"content-type", reply.content_type), *own_headers, *reply.headers]
+    if delivery is not IMMEDIATE:
+        await _deliver(send, reply, headers, delivery)
+        return
     if reply.events is None:
         headers.append((b"content-length", str(len(reply.body)).encode()))
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
@@ -117,6 +128,48 @@ async def respond(send: Send, reply: Reply, own_headers: Iterable[tuple[bytes, b
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         for event in events:
             await send({"type": "http.response.body", "body": event, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _deliver(send: Send, reply: Reply, headers: list[tuple[bytes, bytes]], delivery: Delivery) -> None:
+    """The paced or spoiled delivery. Returning before the last body message makes
+    Hypercorn close the connection: that is how an answer is cut."""
+    start = trio.current_time()
+    if delivery.hang_s:
+        await trio.sleep(delivery.hang_s)
+    if reply.events is None:
+        await trio.sleep_until(start + delivery.first_s)
+        body = reply.body
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        if delivery.cut_after is not None:
+            await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+            return
+        if delivery.trickle_s:
+            step = max(1, -(-len(body) // TRICKLE_PIECES))
+            pieces = [body[at : at + step] for at in range(0, len(body), step)] or [b""]
+            for piece in pieces[:-1]:
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+                await trio.sleep(delivery.trickle_s)
+            body = pieces[-1]
+        await send({"type": "http.response.body", "body": body})
+        return
+    headers.append((b"cache-control", b"no-cache"))
+    assert not isinstance(reply.events, AsyncIterator), "upstream streams are relayed as they come"
+    events = reply.events
+    offsets = delivery.offsets_s
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    for index, event in enumerate(events):
+        if delivery.cut_after is not None and index >= delivery.cut_after:
+            if delivery.error_event is not None:
+                await send({"type": "http.response.body", "body": delivery.error_event, "more_body": True})
+                break
+            return
+        if delivery.trickle_s and index:
+            await trio.sleep(delivery.trickle_s)
+        elif index < len(offsets):
+            await trio.sleep_until(start + offsets[index])
+        await send({"type": "http.response.body", "body": event, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
 
 

@@ -59,6 +59,7 @@ class CoordinatorLink:
         self.welcomed = trio.Event()
         self.config_version = 0
         self.cluster_offset_s: float | None = None
+        self.started_s = trio.current_time()
         self.bad_frames = 0
         self.reset_epoch = 0
 

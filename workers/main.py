@@ -20,8 +20,11 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from sim.content import TextGenerator, build_vocabulary
+from sim.faults import load_faults
+from sim.latency import bifrost_latency, load_latency
 from sim.mocker import load_mocker
 from sim.plugin_loader import load_plugins
+from sim.pricing import PricingTable, default_pricing, load_pricing
 from sim.replies import ContentPolicy, ReplyWriter
 from sim.schema_values import value_for
 from sim.settings import Settings
@@ -106,6 +109,20 @@ def run_worker(settings: Settings, *, listen_fd: int | None = None, parent_pid: 
     return 0
 
 
+def built_in_pricing(overrides: dict[str, object] | None) -> PricingTable:
+    """The built-in price list, with the config's entries first (an entry there wins)."""
+    table = default_pricing()
+    if not overrides:
+        return table
+    return PricingTable((*load_pricing(overrides).entries, *table.entries))
+
+
+def cluster_elapsed_s(link: CoordinatorLink) -> float:
+    """Seconds since the cluster started, by the coordinator's clock; this process's until it is heard."""
+    offset = link.cluster_offset_s
+    return trio.current_time() + (offset if offset is not None else -link.started_s)
+
+
 async def _serve(
     settings: Settings,
     worker_id: str,
@@ -139,6 +156,12 @@ async def _serve(
         big_payload=settings.big_payload,
         admin_token=settings.admin_token,
         auth=settings.auth or None,
+        faults=load_faults(settings.faults, percent=settings.failure_percent, jitter=settings.failure_jitter),
+        timer=(settings.tpm, settings.tpm_duration or None) if settings.tpm > 0 else None,
+        cluster_clock=lambda: cluster_elapsed_s(link),
+        latency=load_latency(settings.latency_profiles, where="latency_profiles"),
+        fallback_latency=bifrost_latency(settings.latency, settings.jitter),
+        pricing=built_in_pricing(settings.pricing),
         mocker=load_mocker(settings.mocker),
         plugins=load_plugins(settings.plugins),
         passthrough=passthrough,

@@ -70,7 +70,9 @@ def test_stats_counts_the_final_answer_after_every_other_post_hook() -> None:
         "responses_generated": 0,
         "errors_generated": 1,
         "plugin_failures": 1,
+        "faults_injected": 0,
         "rule_hits": {},
+        "cost_usd": {},
     }
 
 

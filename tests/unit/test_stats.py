@@ -11,7 +11,9 @@ def counters(total: int, errors: int = 0, hits: dict[str, int] | None = None) ->
         "responses_generated": total - errors,
         "errors_generated": errors,
         "plugin_failures": 0,
+        "faults_injected": 0,
         "rule_hits": hits or {},
+        "cost_usd": {},
     }
 
 
@@ -152,3 +154,15 @@ def test_a_report_of_an_older_epoch_is_no_baseline_and_dead_workers_are_not_wait
     stats.seen("w0", "a", now_s=11)
     stats.report("w0", "a", 3, {"total_requests": 3}, reset_epoch=second)
     assert stats.snapshot(now_s=12)["total_requests"] == 0
+
+
+def test_cost_per_model_is_summed_and_reset_like_the_counters() -> None:
+    stats = ClusterStats(started_s=0)
+    stats.seen("w0", "a", now_s=0)
+    stats.seen("w1", "b", now_s=0)
+    stats.report("w0", "a", 1, {"total_requests": 1, "cost_usd": {"gpt-4o": 0.0075}})
+    stats.report("w1", "b", 1, {"total_requests": 2, "cost_usd": {"gpt-4o": 0.0025, "claude-haiku-4-5": 0.001}})
+    assert stats.snapshot(now_s=1)["cost_usd"] == {"gpt-4o": 0.01, "claude-haiku-4-5": 0.001}
+    stats.reset()
+    stats.report("w0", "a", 2, {"total_requests": 2, "cost_usd": {"gpt-4o": 0.01}})
+    assert stats.snapshot(now_s=2)["cost_usd"] == {"gpt-4o": 0.0025}
