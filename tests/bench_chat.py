@@ -108,9 +108,11 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=STOP_TIMEOUT_S)
 
 
-def start_understudy(workers: int, log: IO[bytes], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_understudy(
+    workers: int, log: IO[bytes], log_path: Path, extra: Sequence[str] = ()
+) -> tuple[subprocess.Popen[bytes], str]:
     bin_dir = Path(sys.executable).parent
-    process = start([str(bin_dir / "understudy"), "serve", "--port", "0", "--workers", str(workers)], log)
+    process = start([str(bin_dir / "understudy"), "serve", "--port", "0", "--workers", str(workers), *extra], log)
     found: list[str] = []
 
     def announced() -> bool:

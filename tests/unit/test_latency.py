@@ -359,7 +359,7 @@ def test_bifrost_latency_clamps_at_zero_and_is_none_when_off() -> None:
 
 
 def test_the_shipped_config_loads_and_names_every_current_model() -> None:
-    config = load_latency(yaml.safe_load(CONFIG.read_text())["latency"])
+    config = load_latency(yaml.safe_load(CONFIG.read_text())["latency_profiles"])
     names = dict(config.models)
     assert set(SHIPPED_MODELS) <= set(names)
     rand = random.Random(0)

@@ -119,3 +119,11 @@ def test_bad_json_in_the_environment_names_the_setting() -> None:
     with pytest.raises(SettingsError) as raised:
         load_settings(environ={"UNDERSTUDY_CONTENT_RESPONSES": "[unclosed"})
     assert (raised.value.setting, raised.value.source) == ("content_responses", "UNDERSTUDY_CONTENT_RESPONSES")
+
+
+@pytest.mark.parametrize("name", ["understudy.yaml", "latency.yaml", "pricing.yaml"])
+def test_every_shipped_config_file_validates(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from understudy.cli import main
+
+    path = Path(__file__).resolve().parents[2] / "configs" / name
+    assert main(["config", "validate", str(path)], environ={}) == 0, capsys.readouterr().err
