@@ -21,6 +21,19 @@ class SettingsError(UnderstudyError):
         self.message = message
 
 
+class SectionError(UnderstudyError):
+    """A config section is invalid; ``errors`` lists every ``"path: message"`` found.
+
+    Subclasses name their ``section``; the CLI prints every error of every section at once.
+    """
+
+    section = "configuration"
+
+    def __init__(self, errors: list[str] | tuple[str, ...]) -> None:
+        self.errors = tuple(errors)
+        super().__init__(f"invalid {self.section} configuration:\n  " + "\n  ".join(self.errors))
+
+
 class ProtocolError(UnderstudyError):
     """A frame between worker and coordinator could not be decoded."""
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from sim.errors import UnderstudyError
+from sim.errors import SectionError
 from sim.pipeline import REFUSAL, BasePlugin, Context, PluginError, PluginRequest, ShortCircuit
 
 WINDOW = 20  # requests per drawn rate
@@ -51,12 +51,10 @@ SERVER_ERROR = "The server had an error while processing your request. Sorry abo
 TIMER_MESSAGE = "Rate limit exceeded. Please retry after some time."
 
 
-class FaultsConfigError(UnderstudyError):
-    """The faults section is invalid; ``errors`` lists every ``"path: message"`` found."""
+class FaultsConfigError(SectionError):
+    """The ``faults`` section is invalid."""
 
-    def __init__(self, errors: list[str]) -> None:
-        self.errors = tuple(errors)
-        super().__init__("invalid faults configuration:\n  " + "\n  ".join(self.errors))
+    section = "faults"
 
 
 @dataclass(frozen=True, slots=True)

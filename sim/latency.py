@@ -30,7 +30,7 @@ from fnmatch import translate
 from statistics import NormalDist
 from typing import Final
 
-from sim.errors import UnderstudyError
+from sim.errors import SectionError
 
 __all__ = [
     "DISTRIBUTION_TYPES",
@@ -66,12 +66,10 @@ _SNAPSHOT_SUFFIX: Final = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})\Z")
 _CACHE_LIMIT: Final = 4096
 
 
-class LatencyConfigError(UnderstudyError):
-    """The ``latency`` section is invalid; ``errors`` lists every problem as ``"path: message"``."""
+class LatencyConfigError(SectionError):
+    """The ``latency_profiles`` section is invalid."""
 
-    def __init__(self, errors: list[str] | tuple[str, ...]) -> None:
-        self.errors = tuple(errors)
-        super().__init__("invalid latency configuration:\n  " + "\n  ".join(self.errors))
+    section = "latency"
 
 
 @dataclass(frozen=True, slots=True)

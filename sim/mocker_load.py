@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from fnmatch import translate
 from typing import Any
 
-from sim.errors import UnderstudyError
+from sim.errors import SectionError
 from sim.mocker_rules import (
     ERROR,
     PASSTHROUGH,
@@ -41,12 +41,10 @@ DEFAULT_ERROR_STATUS = 500
 _GLOB_CHARS = frozenset("*?[")
 
 
-class MockerConfigError(UnderstudyError):
-    """The mocker section is invalid; ``errors`` lists every ``"path: message"`` found."""
+class MockerConfigError(SectionError):
+    """The ``mocker`` section is invalid."""
 
-    def __init__(self, errors: list[str] | tuple[str, ...]) -> None:
-        self.errors = tuple(errors)
-        super().__init__("invalid mocker configuration:\n  " + "\n  ".join(self.errors))
+    section = "mocker"
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from fnmatch import translate
 from typing import Final
 
-from sim.errors import UnderstudyError
+from sim.errors import SectionError
 
 __all__ = [
     "DEFAULT_PRICES",
@@ -69,12 +69,10 @@ DEFAULT_PRICES: Final[Mapping[str, Mapping[str, float]]] = {
 }
 
 
-class PricingConfigError(UnderstudyError):
-    """The pricing section is invalid; ``errors`` lists every ``"path: message"`` found."""
+class PricingConfigError(SectionError):
+    """The ``pricing`` section is invalid."""
 
-    def __init__(self, errors: list[str] | tuple[str, ...]) -> None:
-        self.errors = tuple(errors)
-        super().__init__("invalid pricing configuration:\n  " + "\n  ".join(self.errors))
+    section = "pricing"
 
 
 @dataclass(frozen=True, slots=True)
