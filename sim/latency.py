@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from fnmatch import translate
 from statistics import NormalDist
 from typing import Final
 
 from sim.errors import SectionError
+from sim.model_table import ModelTable
 
 __all__ = [
     "DISTRIBUTION_TYPES",
@@ -60,10 +59,6 @@ _STANDARD_NORMAL: Final = NormalDist()
 # 2**12 quantiles, indexed by the top 12 bits of a random 16-bit word.
 ITL_TABLE_SIZE: Final = 4096
 _INDEX_SHIFT: Final = 4
-_GLOB_CHARS: Final = frozenset("*?[")
-_SNAPSHOT_SUFFIX: Final = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})\Z")
-# Past this many distinct model names a config stops memoising new ones (they are still answered).
-_CACHE_LIMIT: Final = 4096
 
 
 class LatencyConfigError(SectionError):
@@ -230,51 +225,19 @@ class LatencyProfile:
 
 @dataclass(frozen=True, slots=True)
 class LatencyConfig:
-    """A loaded ``latency`` section; ``models`` keeps file order, as globs are tried in it.
-
-    :meth:`profile_for` memoises its answers in a dict bounded at
-    ``_CACHE_LIMIT`` names (model names come from clients); the dict is the
-    only thing that changes, and a lost race only computes an answer twice.
-    """
+    """A loaded ``latency_profiles`` section; ``models`` keeps file order, as globs are tried in it."""
 
     default: LatencyProfile | None = None
     models: tuple[tuple[str, LatencyProfile], ...] = ()
-    _exact: dict[str, LatencyProfile] = field(init=False, repr=False, compare=False)
-    _globs: tuple[tuple[re.Pattern[str], LatencyProfile], ...] = field(init=False, repr=False, compare=False)
-    _cache: dict[str, LatencyProfile | None] = field(init=False, repr=False, compare=False)
+    _table: ModelTable[LatencyProfile] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        exact: dict[str, LatencyProfile] = {}
-        for name, profile in self.models:
-            exact.setdefault(name, profile)
-        globs = tuple((re.compile(translate(name)), p) for name, p in self.models if not _GLOB_CHARS.isdisjoint(name))
-        object.__setattr__(self, "_exact", exact)
-        object.__setattr__(self, "_globs", globs)
-        object.__setattr__(self, "_cache", {})
+        object.__setattr__(self, "_table", ModelTable(self.models))
 
     def profile_for(self, model: str) -> LatencyProfile | None:
-        """The profile of ``model``, or ``default`` (None if none) when no key names it."""
-        cache = self._cache
-        if model in cache:
-            return cache[model]
-        profile = self._lookup(model)
-        if profile is None:
-            base = _SNAPSHOT_SUFFIX.sub("", model)
-            profile = self._lookup(base) if base != model else None
-        if profile is None:
-            profile = self.default
-        if len(cache) < _CACHE_LIMIT:
-            cache[model] = profile
-        return profile
-
-    def _lookup(self, model: str) -> LatencyProfile | None:
-        profile = self._exact.get(model)
-        if profile is not None:
-            return profile
-        for pattern, candidate in self._globs:
-            if pattern.match(model):
-                return candidate
-        return None
+        """The profile of ``model`` (looked up as :mod:`sim.model_table` does), else ``default``."""
+        profile = self._table.get(model)
+        return self.default if profile is None else profile
 
 
 def bifrost_latency(latency_ms: float, jitter_ms: float) -> LatencyProfile | None:

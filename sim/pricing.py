@@ -18,13 +18,12 @@ not package data, and ``sim/`` reads no files.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from fnmatch import translate
 from typing import Final
 
 from sim.errors import SectionError
+from sim.model_table import ModelTable
 
 __all__ = [
     "DEFAULT_PRICES",
@@ -39,10 +38,6 @@ __all__ = [
 _TOKENS_PER_UNIT: Final = 1_000_000
 _FIELDS: Final = ("input", "output", "cached_input")
 _REQUIRED: Final = ("input", "output")
-_GLOB_CHARS: Final = frozenset("*?[")
-_SNAPSHOT_SUFFIX: Final = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})\Z")
-# Past this many distinct model names a table stops memoising new ones (they are still answered).
-_CACHE_LIMIT: Final = 4096
 
 # List prices as published by OpenAI and Anthropic, USD per 1M tokens; mirrored in configs/pricing.yaml.
 DEFAULT_PRICES: Final[Mapping[str, Mapping[str, float]]] = {
@@ -106,50 +101,19 @@ class PricingTable:
     """Prices keyed by exact model id or fnmatch glob (case-sensitive); build it with :func:`load_pricing`."""
 
     entries: tuple[tuple[str, Price], ...] = ()
-    _exact: dict[str, Price] = field(init=False, repr=False, compare=False)
-    _globs: tuple[tuple[re.Pattern[str], Price], ...] = field(init=False, repr=False, compare=False)
-    _memo: dict[str, Price | None] = field(init=False, repr=False, compare=False)
+    _table: ModelTable[Price] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        exact: dict[str, Price] = {}
-        globs: list[tuple[re.Pattern[str], Price]] = []
-        for key, price in self.entries:
-            if _GLOB_CHARS.isdisjoint(key):
-                exact.setdefault(key, price)  # the first entry wins, as it does among globs
-            else:
-                globs.append((re.compile(translate(key)), price))
-        object.__setattr__(self, "_exact", exact)
-        object.__setattr__(self, "_globs", tuple(globs))
-        object.__setattr__(self, "_memo", {})
+        object.__setattr__(self, "_table", ModelTable(self.entries))
 
     def price_for(self, model: str) -> Price | None:
         """The price of ``model``: exact id, then globs in order, then both again without a snapshot date."""
-        try:
-            return self._memo[model]
-        except KeyError:
-            pass
-        price = self._match(model)
-        if price is None:
-            family, dated = _SNAPSHOT_SUFFIX.subn("", model)
-            if dated:
-                price = self._match(family)
-        if len(self._memo) < _CACHE_LIMIT:
-            self._memo[model] = price
-        return price
+        return self._table.get(model)
 
     def cost_usd(self, model: str, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float | None:
         """What the usage costs on ``model`` in USD (see :meth:`Price.cost_usd`); None for an unpriced model."""
         price = self.price_for(model)
         return None if price is None else price.cost_usd(prompt_tokens, completion_tokens, cached_tokens)
-
-    def _match(self, model: str) -> Price | None:
-        price = self._exact.get(model)
-        if price is not None:
-            return price
-        for pattern, glob_price in self._globs:
-            if pattern.match(model):
-                return glob_price
-        return None
 
 
 def load_pricing(raw: object, *, where: str = "pricing") -> PricingTable:
