@@ -2,13 +2,14 @@
 
 Every API request runs the same pipeline (DESIGN.md, "Request pipeline"):
 
-    stats → auth → the user's plugins → rules → provider step
+    stats → auth → timer → faults → the user's plugins → rules → provider step
 
 ``stats`` comes first so that its post-hook runs last and counts the answer the
 client gets, whatever the later plugins did to it. ``auth`` comes next, so a
 request without the right key is refused before any user plugin or rule sees
 it. ``rules`` (:mod:`sim.rules_plugin`) is last: its decision tells the provider
-step what to do. Issue-5 behaviours (faults, limits) take their places here too.
+step what to do. The timer and faults live in :mod:`sim.faults`; rate limits,
+when they come, take their place beside them.
 """
 
 from __future__ import annotations

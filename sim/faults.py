@@ -153,9 +153,7 @@ def load_faults(raw: object, *, percent: float = 0.0, jitter: float = 0.0, where
         if not isinstance(entry, Mapping):
             errors.append(f"{path}: must be a mapping")
             continue
-        errors += [
-            f"{path}.{key}: unknown field" for key in entry if key not in {"failure_percent", "failure_jitter", "mix"}
-        ]
+        errors += [f"{path}.{key}: unknown field" for key in entry if key not in MODEL_FIELDS]
         models.append(
             (
                 str(name),
@@ -229,26 +227,17 @@ def fault_error(kind: str, *, provider: str, retry_after_s: float = 1.0) -> Plug
 
 
 class FaultsPlugin(BasePlugin):
-    """Fails the configured share of requests, in the configured ways; swap ``config`` to change them."""
+    """Fails the configured share of requests, in the configured ways: one budget per failure spec."""
 
     name = "faults"
 
     def __init__(self, config: FaultsConfig, rand: random.Random) -> None:
+        self.config = config
         self._rand = rand
         self._budgets: dict[FaultSpec, FailureBudget] = {}
-        self.config = config
-
-    @property
-    def config(self) -> FaultsConfig:
-        return self._config
-
-    @config.setter
-    def config(self, config: FaultsConfig) -> None:
-        self._config = config
-        self._budgets = {}
 
     def pre_hook(self, ctx: Context, request: PluginRequest) -> PluginRequest | ShortCircuit:
-        config = self._config
+        config = self.config
         if not config.enabled or REFUSAL in ctx:
             return request
         spec = config.spec_for(request.model)
