@@ -24,6 +24,7 @@ from coordinator.transport import ZmqChannel
 from sim import protocol
 from sim.errors import ProtocolError, SettingsError
 from sim.mocker import MockerConfigError, load_mocker
+from sim.ratelimit import Buckets
 from sim.settings import Settings, read_config_file
 from sim.stats import ClusterStats
 
@@ -46,6 +47,7 @@ class Coordinator:
         self._settings = settings
         self._channel = channel
         self.stats = ClusterStats(started_s=now_s)
+        self.buckets = Buckets()
         self.config_version = 1
         self.config = config_document(settings)
         self._routes: dict[str, bytes] = {}
@@ -58,6 +60,8 @@ class Coordinator:
             protocol.StatsQuery: self._on_query,
             protocol.AdminRequest: self._on_admin,
             protocol.Goodbye: self._on_goodbye,
+            protocol.LeaseRequest: self._on_lease,
+            protocol.LeaseReturn: self._on_lease_return,
         }
 
     def handle(self, frames: list[bytes], *, now_s: float) -> None:
@@ -72,7 +76,11 @@ class Coordinator:
             self.stats.bad_frames += 1
             log.warning("dropped a bad frame: %s", error)
             return
-        handler(route, message, now_s)
+        try:
+            handler(route, message, now_s)
+        except ProtocolError as error:  # a well-formed frame with bad contents (a lease's asks)
+            self.stats.bad_frames += 1
+            log.warning("dropped a bad %s: %s", message.TAG, error)
 
     def _send(self, route: bytes, message: protocol.Message) -> None:
         self._channel.send([route, protocol.encode(message)])
@@ -114,6 +122,8 @@ class Coordinator:
             return
         if message.action == "get_rules":
             result: dict[str, Any] = {"ok": True, "version": self.config_version, "document": self.config.get("mocker")}
+        elif message.action == "metrics":
+            result = {"ok": True, "series": self.stats.metrics(), "workers_alive": len(self.stats.alive_workers())}
         elif message.action == "put_rules":
             result = self.put_rules(message.payload.get("document"))
         else:
@@ -169,6 +179,14 @@ class Coordinator:
         except MockerConfigError as error:
             return list(error.errors)
         return []
+
+    def _on_lease(self, route: bytes, message: protocol.LeaseRequest, now_s: float) -> None:
+        asks = protocol.asks_of(message)
+        answer = self.buckets.lease(asks, now_s, workers=max(1, len(self.stats.alive_workers())))
+        self._send(route, protocol.lease_reply(message.query_id, answer))
+
+    def _on_lease_return(self, route: bytes, message: protocol.LeaseReturn, now_s: float) -> None:
+        self.buckets.give_back(protocol.returns_of(message), now_s)
 
     def _on_goodbye(self, route: bytes, message: protocol.Goodbye, now_s: float) -> None:
         self.stats.goodbye(message.worker_id, message.incarnation)

@@ -38,6 +38,10 @@ class ModelTable(Generic[T]):
         self._globs = tuple(globs)
         self._memo: dict[str, T | None] = {}
 
+    @property
+    def has_entries(self) -> bool:
+        return bool(self._exact or self._globs)
+
     def get(self, model: str) -> T | None:
         """The value for ``model`` (see the module's docstring), or None if no key names it."""
         try:

@@ -24,7 +24,7 @@ User plugins are built from configuration by :mod:`sim.plugin_loader`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -37,6 +37,10 @@ PLUGIN_ATTRIBUTES = ("name", "pre_hook", "post_hook")
 #: provider step will answer with. The request still runs the pipeline, so auth comes
 #: first and every answer is counted, but the rules leave it alone.
 REFUSAL = "request.refusal"
+
+#: Context key: callables the host calls once the answer has left (however it ended), such as
+#: the release of a concurrency slot, which a streamed answer holds until its last event.
+AFTER_DELIVERY = "pipeline.after_delivery"
 
 # The provider decides the error type a client expects for a 500.
 _FAILURE_TYPES = {"openai": "server_error", "anthropic": "api_error"}
@@ -125,6 +129,19 @@ class ShortCircuit:
             raise ValueError("a ShortCircuit carries exactly one of response and error")
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Suspend:
+    """A pre-hook's answer that needs something only the host can get first (a lease from the coordinator).
+
+    ``need`` says what, as a value the host knows how to resolve; the host then
+    calls ``resume`` with what it got (None if it could not), which answers as
+    the pre-hook would have. This keeps the hooks synchronous and pure.
+    """
+
+    need: object
+    resume: Callable[[object], PluginRequest | ShortCircuit | Suspend]  # may suspend again
+
+
 @dataclass(frozen=True, slots=True)
 class HookFailure:
     """A hook that raised (or returned something unusable), kept for the caller to log."""
@@ -170,7 +187,7 @@ class Plugin(Protocol):
     @property
     def name(self) -> str: ...
 
-    def pre_hook(self, ctx: Context, request: PluginRequest) -> PluginRequest | ShortCircuit: ...
+    def pre_hook(self, ctx: Context, request: PluginRequest) -> PluginRequest | ShortCircuit | Suspend: ...
 
     def post_hook(
         self, ctx: Context, response: PluginResponse | None, error: PluginError | None
@@ -182,7 +199,7 @@ class BasePlugin:
 
     name: str = "base"
 
-    def pre_hook(self, ctx: Context, request: PluginRequest) -> PluginRequest | ShortCircuit:
+    def pre_hook(self, ctx: Context, request: PluginRequest) -> PluginRequest | ShortCircuit | Suspend:
         return request
 
     def post_hook(
@@ -214,11 +231,17 @@ class PipelineStats:
 
 
 class PreResult(NamedTuple):
-    """What :func:`run_pre` decided: the request for the provider, who ran, and any short circuit."""
+    """What :func:`run_pre` decided: the request for the provider, who ran, and any short circuit.
+
+    ``suspended`` is set when a pre-hook asked the host for something first: the
+    host gets it and calls :func:`resume_pre`.
+    """
 
     request: PluginRequest
     ran: tuple[Plugin, ...]
     short: ShortCircuit | None
+    suspended: Suspend | None = None
+    at: int = 0  # the index of the suspended plugin
 
 
 def _failure(ctx: Context, plugin: Plugin, hook: str, exc: Exception, stats: PipelineStats | None) -> PluginError:
@@ -237,35 +260,75 @@ def _failure(ctx: Context, plugin: Plugin, hook: str, exc: Exception, stats: Pip
 
 
 def run_pre(
-    plugins: Sequence[Plugin], ctx: Context, request: PluginRequest, *, stats: PipelineStats | None = None
+    plugins: Sequence[Plugin],
+    ctx: Context,
+    request: PluginRequest,
+    *,
+    stats: PipelineStats | None = None,
+    start: int = 0,
+    ran: tuple[Plugin, ...] = (),
 ) -> PreResult:
-    """Run the pre-hooks in order until one short-circuits or fails.
+    """Run the pre-hooks in order (from ``start``) until one short-circuits, suspends or fails.
 
     Never raises for a plugin's sake: a failing hook becomes a 500 short circuit.
     """
-    ran: list[Plugin] = []
     calls = None if stats is None else stats._calls
-    for plugin in plugins:
+    for index in range(start, len(plugins)):
+        plugin = plugins[index]
         if calls is not None:
             calls[plugin.name] = calls.get(plugin.name, 0) + 1
         try:
             result = plugin.pre_hook(ctx, request)
         except PluginError as error:
-            ran.append(plugin)
-            return PreResult(request, tuple(ran), ShortCircuit(error=error))
+            return PreResult(request, (*ran, plugin), ShortCircuit(error=error))
         # A plugin is user code: whatever it raises is its failure, not the worker's.
         except Exception as exc:
-            return PreResult(request, tuple(ran), ShortCircuit(error=_failure(ctx, plugin, "pre_hook", exc, stats)))
-        if isinstance(result, PluginRequest):
-            ran.append(plugin)
-            request = result
-        elif isinstance(result, ShortCircuit):
-            ran.append(plugin)
-            return PreResult(request, tuple(ran), result)
-        else:
-            bad = TypeError(f"pre_hook returned {type(result).__name__}, not a PluginRequest or ShortCircuit")
-            return PreResult(request, tuple(ran), ShortCircuit(error=_failure(ctx, plugin, "pre_hook", bad, stats)))
-    return PreResult(request, tuple(ran), None)
+            return PreResult(request, ran, ShortCircuit(error=_failure(ctx, plugin, "pre_hook", exc, stats)))
+        if isinstance(result, Suspend):
+            return PreResult(request, ran, None, result, index)
+        outcome = _accept(plugin, ctx, request, ran, result, stats)
+        if isinstance(outcome, PreResult):
+            return outcome
+        request, ran = outcome
+    return PreResult(request, ran, None)
+
+
+def resume_pre(
+    plugins: Sequence[Plugin], ctx: Context, pre: PreResult, outcome: object, *, stats: PipelineStats | None = None
+) -> PreResult:
+    """Carry on after the host got what a suspended pre-hook needed (``outcome``; None if it could not)."""
+    assert pre.suspended is not None
+    plugin = plugins[pre.at]
+    try:
+        result = pre.suspended.resume(outcome)
+    except PluginError as error:
+        return PreResult(pre.request, (*pre.ran, plugin), ShortCircuit(error=error))
+    except Exception as exc:
+        return PreResult(pre.request, pre.ran, ShortCircuit(error=_failure(ctx, plugin, "pre_hook", exc, stats)))
+    if isinstance(result, Suspend):
+        return pre._replace(suspended=result)
+    accepted = _accept(plugin, ctx, pre.request, pre.ran, result, stats)
+    if isinstance(accepted, PreResult):
+        return accepted
+    request, ran = accepted
+    return run_pre(plugins, ctx, request, stats=stats, start=pre.at + 1, ran=ran)
+
+
+def _accept(
+    plugin: Plugin,
+    ctx: Context,
+    request: PluginRequest,
+    ran: tuple[Plugin, ...],
+    result: object,
+    stats: PipelineStats | None,
+) -> tuple[PluginRequest, tuple[Plugin, ...]] | PreResult:
+    """A pre-hook's result: the request to carry on with (and who ran), or the pipeline's end."""
+    if isinstance(result, PluginRequest):
+        return result, (*ran, plugin)
+    if isinstance(result, ShortCircuit):
+        return PreResult(request, (*ran, plugin), result)
+    bad = TypeError(f"pre_hook returned {type(result).__name__}, not a PluginRequest or ShortCircuit")
+    return PreResult(request, ran, ShortCircuit(error=_failure(ctx, plugin, "pre_hook", bad, stats)))
 
 
 def run_post(

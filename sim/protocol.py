@@ -15,11 +15,14 @@ repeated report does no harm: the coordinator keeps the latest per
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import msgpack
 
 from sim.errors import ProtocolError
+from sim.ratelimit import KINDS, Ask, Granted, LeaseAnswer
 
 PROTOCOL_VERSION = 1
 COORDINATOR = "coordinator"
@@ -143,6 +146,35 @@ class Goodbye:
     incarnation: str
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeaseRequest:
+    """Worker → coordinator: lease these tokens, all or none (``asks``: ``[name, kind, capacity, need]`` each)."""
+
+    TAG: ClassVar[str] = "lease"
+    query_id: int
+    asks: list[Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeaseReply:
+    """Coordinator → worker: the lease's answer (``parts``: ``[name, granted, level, capacity, retry_after_s]``
+    each, ``retry_after_s`` -1 for never), and how many workers are alive."""
+
+    TAG: ClassVar[str] = "lease_reply"
+    query_id: int
+    ok: int
+    parts: list[Any]
+    workers: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeaseReturn:
+    """Worker → coordinator: tokens handed back (``returns``: ``[name, amount]`` each)."""
+
+    TAG: ClassVar[str] = "lease_return"
+    returns: list[Any]
+
+
 Message = (
     Hello
     | Welcome
@@ -155,6 +187,9 @@ Message = (
     | AdminReply
     | ConfigSnapshot
     | Goodbye
+    | LeaseRequest
+    | LeaseReply
+    | LeaseReturn
 )
 
 _PY_TYPES: dict[str, tuple[type, ...]] = {
@@ -162,6 +197,7 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
     "float": (float, int),
     "dict[str, Any]": (dict,),
+    "list[Any]": (list,),
 }
 
 
@@ -183,6 +219,9 @@ _MESSAGES: dict[str, tuple[type, tuple[tuple[str, tuple[type, ...]], ...]]] = {
         AdminReply,
         ConfigSnapshot,
         Goodbye,
+        LeaseRequest,
+        LeaseReply,
+        LeaseReturn,
     )
 }
 
@@ -215,3 +254,66 @@ def decode(frame: bytes) -> Message:
             raise ProtocolError(f"{tag}.{name}: unexpected {type(value).__name__}")
     message: Message = cls(*values)
     return message
+
+
+# Leases: the rate-limit arithmetic's values on the wire
+
+
+def lease_request(query_id: int, asks: Sequence[Ask]) -> LeaseRequest:
+    return LeaseRequest(query_id, [[ask.name, ask.kind, ask.capacity, ask.need] for ask in asks])
+
+
+def asks_of(message: LeaseRequest) -> tuple[Ask, ...]:
+    """The asks in a lease request; :class:`ProtocolError` for a malformed one."""
+    asks = []
+    for item in message.asks:
+        if not (isinstance(item, list) and len(item) == 4):
+            raise ProtocolError("lease.asks: each ask is [name, kind, capacity, need]")
+        name, kind, capacity, need = item
+        if not (isinstance(name, str) and kind in KINDS and _whole(capacity) and _amount(need)):
+            raise ProtocolError(f"lease.asks: bad ask {item!r}")
+        asks.append(Ask(name, kind, capacity, float(need)))
+    return tuple(asks)
+
+
+def lease_reply(query_id: int, answer: LeaseAnswer) -> LeaseReply:
+    parts = [
+        [part.name, part.granted, part.level, part.capacity, -1.0 if part.retry_after_s is None else part.retry_after_s]
+        for part in answer.parts
+    ]
+    return LeaseReply(query_id, int(answer.ok), parts, answer.workers)
+
+
+def answer_of(message: LeaseReply) -> LeaseAnswer:
+    """The lease answer in a reply; :class:`ProtocolError` for a malformed one."""
+    parts = []
+    for item in message.parts:
+        if not (isinstance(item, list) and len(item) == 5):
+            raise ProtocolError("lease_reply.parts: each part is [name, granted, level, capacity, retry_after_s]")
+        name, granted, level, capacity, retry = item
+        numbers = (granted, level, retry)
+        if not (isinstance(name, str) and _whole(capacity) and all(_number(value) for value in numbers)):
+            raise ProtocolError(f"lease_reply.parts: bad part {item!r}")
+        parts.append(Granted(name, float(granted), float(level), capacity, None if retry < 0 else float(retry)))
+    return LeaseAnswer(bool(message.ok), tuple(parts), max(1, message.workers))
+
+
+def returns_of(message: LeaseReturn) -> tuple[tuple[str, float], ...]:
+    returns = []
+    for item in message.returns:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and _amount(item[1])):
+            raise ProtocolError(f"lease_return.returns: bad entry {item!r}")
+        returns.append((item[0], float(item[1])))
+    return tuple(returns)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _amount(value: object) -> bool:
+    return _number(value) and value >= 0  # type: ignore[operator]
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

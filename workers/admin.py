@@ -9,7 +9,7 @@ set, every admin route needs ``Authorization: Bearer TOKEN``.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -17,6 +17,7 @@ import yaml
 
 from sim import openai_wire
 from sim.errors import ApiError
+from sim.ratelimit import Ask, LeaseAnswer
 from workers.http import MethodNotAllowed, Receive, Reply, Scope, read_body
 
 ADMIN_TIMEOUT_S = 2.0
@@ -31,6 +32,12 @@ class StatsSource(Protocol):
     async def query_stats(self, *, timeout_s: float) -> dict[str, Any] | None: ...
 
     async def admin(self, action: str, payload: dict[str, Any], *, timeout_s: float) -> dict[str, Any] | None: ...
+
+    async def query_metrics(self, *, timeout_s: float) -> dict[str, Any] | None: ...
+
+    async def lease(self, asks: Sequence[Ask], *, timeout_s: float) -> LeaseAnswer | None: ...
+
+    def give_back(self, returns: list[tuple[str, float]]) -> None: ...
 
 
 AdminHandler = Callable[[bytes], Awaitable[Reply]]

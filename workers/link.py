@@ -18,7 +18,7 @@ import itertools
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
@@ -27,6 +27,7 @@ import zmq
 from coordinator.transport import ZmqChannel
 from sim import protocol
 from sim.errors import ProtocolError
+from sim.ratelimit import Ask, LeaseAnswer
 from sim.settings import Settings
 from sim.stats import RequestCounters
 
@@ -53,7 +54,7 @@ class CoordinatorLink:
         self._channel: ZmqChannel | None = None
         self._seq = itertools.count(1)
         self._query_ids = itertools.count(1)
-        self._pending: dict[int, tuple[trio.Event, list[dict[str, Any]]]] = {}
+        self._pending: dict[int, tuple[trio.Event, list[Any]]] = {}
         self._last_heard_s = -float("inf")
         self._last_sent_counters: dict[str, Any] | None = None
         self.welcomed = trio.Event()
@@ -150,10 +151,10 @@ class CoordinatorLink:
             # What we counted until now is the reset's baseline: say it at once, tagged.
             self.reset_epoch = message.epoch
             self.report_stats(force=True)
-        elif isinstance(message, protocol.StatsReply | protocol.AdminReply):
+        elif isinstance(message, protocol.StatsReply | protocol.AdminReply | protocol.LeaseReply):
             pending = self._pending.get(message.query_id)
             if pending is not None:
-                pending[1].append(message.stats if isinstance(message, protocol.StatsReply) else message.result)
+                pending[1].append(_answer(message))
                 pending[0].set()
 
     def _set_config(self, version: int, config: dict[str, Any]) -> None:
@@ -165,16 +166,34 @@ class CoordinatorLink:
         """The cluster-wide stats from the coordinator, or None if it did not answer in time."""
         # Our own latest counters go first, so the answer includes this worker's requests.
         self.report_stats()
-        return await self._ask(lambda query_id: protocol.StatsQuery(query_id), timeout_s=timeout_s)
+        stats = await self._ask(lambda query_id: protocol.StatsQuery(query_id), timeout_s=timeout_s)
+        return stats if isinstance(stats, dict) else None
+
+    async def query_metrics(self, *, timeout_s: float) -> dict[str, Any] | None:
+        """The cluster-wide /metrics series (``series``, ``workers_alive``), or None if it did not answer in time."""
+        self.report_stats()
+        return await self.admin("metrics", {}, timeout_s=timeout_s)
 
     async def admin(self, action: str, payload: dict[str, Any], *, timeout_s: float) -> dict[str, Any] | None:
         """Ask the coordinator to carry out an admin action; None if it did not answer in time."""
-        return await self._ask(lambda query_id: protocol.AdminRequest(query_id, action, payload), timeout_s=timeout_s)
+        result = await self._ask(lambda query_id: protocol.AdminRequest(query_id, action, payload), timeout_s=timeout_s)
+        return result if isinstance(result, dict) else None
 
-    async def _ask(self, question: Callable[[int], protocol.Message], *, timeout_s: float) -> dict[str, Any] | None:
+    async def lease(self, asks: Sequence[Ask], *, timeout_s: float) -> LeaseAnswer | None:
+        """The coordinator's answer to a lease; None at once when it is unreachable, or after ``timeout_s``."""
+        if not self.connected:
+            return None
+        answer = await self._ask(lambda query_id: protocol.lease_request(query_id, asks), timeout_s=timeout_s)
+        return answer if isinstance(answer, LeaseAnswer) else None
+
+    def give_back(self, returns: list[tuple[str, float]]) -> None:
+        """Hand tokens back to the coordinator's buckets (lost harmlessly if it is away)."""
+        self._send(protocol.LeaseReturn([[name, amount] for name, amount in returns]))
+
+    async def _ask(self, question: Callable[[int], protocol.Message], *, timeout_s: float) -> Any:
         query_id = next(self._query_ids)
         done = trio.Event()
-        result: list[dict[str, Any]] = []
+        result: list[Any] = []
         self._pending[query_id] = (done, result)
         try:
             self._send(question(query_id))
@@ -188,3 +207,15 @@ class CoordinatorLink:
         """Final counters and a Goodbye, so the coordinator knows this stop was on purpose."""
         self.report_stats(force=True)
         self._send(protocol.Goodbye(self.worker_id, self.incarnation))
+
+
+def _answer(message: protocol.StatsReply | protocol.AdminReply | protocol.LeaseReply) -> Any:
+    if isinstance(message, protocol.StatsReply):
+        return message.stats
+    if isinstance(message, protocol.AdminReply):
+        return message.result
+    try:
+        return protocol.answer_of(message)
+    except ProtocolError as error:
+        log.warning("dropped a bad lease reply: %s", error)
+        return None
