@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from sim.errors import SectionError
+from sim.limits_plugin import api_key
 from sim.pipeline import REFUSAL, BasePlugin, Context, PluginError, PluginRequest, ShortCircuit
 
 WINDOW = 20  # requests per drawn rate
@@ -231,13 +232,22 @@ class FaultsPlugin(BasePlugin):
 
     name = "faults"
 
-    def __init__(self, config: FaultsConfig, rand: random.Random) -> None:
+    def __init__(
+        self, config: FaultsConfig, rand: random.Random, *, by_key: Mapping[str, FaultsConfig] | None = None
+    ) -> None:
         self.config = config
+        self.by_key = dict(by_key or {})  # an API key's own faults replace the others for its requests
         self._rand = rand
         self._budgets: dict[FaultSpec, FailureBudget] = {}
 
+    @property
+    def enabled(self) -> bool:
+        return self.config.enabled or bool(self.by_key)
+
     def pre_hook(self, ctx: Context, request: PluginRequest) -> PluginRequest | ShortCircuit:
         config = self.config
+        if self.by_key:
+            config = self.by_key.get(api_key(request.headers) or "", config)
         if not config.enabled or REFUSAL in ctx:
             return request
         spec = config.spec_for(request.model)

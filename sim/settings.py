@@ -64,6 +64,7 @@ MOCKER_ENV = {
     "MOCKER_FAILURE_JITTER": "failure_jitter",
     "MOCKER_TPM": "tpm",
     "MOCKER_TPM_DURATION": "tpm_duration",
+    "MOCKER_LOG_RAW": "log_raw",
 }
 
 
@@ -139,6 +140,24 @@ class Settings(BaseModel):
     faults: dict[str, Any] | None = Field(None, description="what failures are and per-model rates; see README, Faults")
     tpm: float = Field(0.0, ge=0, description="seconds after the cluster starts from which every request gets 429")
     tpm_duration: float = Field(0.0, ge=0, description="how long the tpm window lasts in seconds (0: for good)")
+    limit_rpm: int | None = Field(None, ge=1, description="cluster-wide requests per minute (429 beyond it)")
+    limit_tpm: int | None = Field(None, ge=1, description="cluster-wide tokens per minute (429 beyond it)")
+    limit_concurrency: int | None = Field(
+        None, ge=1, description="cluster-wide requests in flight (503 OpenAI, 529 Anthropic beyond it)"
+    )
+    limits: dict[str, Any] | None = Field(
+        None, description="rate limits: {rpm, tpm, concurrency, tier, models: {model: {rpm, tpm, concurrency}}}"
+    )
+    keys: list[dict[str, Any]] | None = Field(
+        None,
+        description="API keys accepted, each with its own behaviour: [{key, limits, faults, latency}] (README, Keys)",
+    )
+    coordinator_down: Literal["fail-open", "fail-closed"] = Field(
+        "fail-open",
+        description="coordinator unreachable: fail-open serves on local state (counted), fail-closed answers 503",
+    )
+    log_raw: bool = Field(False, description="log every raw request and response (the mock server's -log-raw)")
+    access_log: bool = Field(True, description="one JSON access-log line per API request")
     pricing: dict[str, Any] | None = Field(
         None, description="USD per million tokens per model, over the built-in table: {model: {input, output}}"
     )
@@ -160,7 +179,20 @@ class Settings(BaseModel):
     seed: int | None = Field(None, description="seed for generated content (default: random)")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level of every process")
 
-    @field_validator("models", "content_responses", "content_by_model", mode="before")
+    @field_validator(
+        "models",
+        "content_responses",
+        "content_by_model",
+        "latency_profiles",
+        "faults",
+        "limits",
+        "keys",
+        "pricing",
+        "mocker",
+        "upstreams",
+        "plugins",
+        mode="before",
+    )
     @classmethod
     def _from_text(cls, value: Any) -> Any:
         # Environment variables and flags are text: JSON when it looks like

@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sim.metrics import MetricSeries
+
 COUNTER_NAMES = (
     "total_requests",
     "mocked_requests",
@@ -32,6 +34,8 @@ COUNTER_NAMES = (
     "errors_generated",
     "plugin_failures",
     "faults_injected",
+    "rate_limited",
+    "served_without_coordinator",
 )
 # Per-key counters: rule hits (int) and cost in USD per model (float).
 MAPPING_NAMES = ("rule_hits", "cost_usd")
@@ -47,8 +51,12 @@ class RequestCounters:
     errors_generated: int = 0
     plugin_failures: int = 0
     faults_injected: int = 0
+    rate_limited: int = 0
+    served_without_coordinator: int = 0  # answered while the coordinator was unreachable (fail-open)
     rule_hits: dict[str, int] = field(default_factory=dict)
     cost_usd: dict[str, float] = field(default_factory=dict)  # per model
+    # The /metrics series: reported with the counters, summed over the cluster, never reset.
+    metrics: MetricSeries = field(default_factory=MetricSeries)
 
     def count_response(self, *, status: int, mocked: bool, rule: str | None = None) -> None:
         self.total_requests += 1
@@ -69,8 +77,11 @@ class RequestCounters:
             "errors_generated": self.errors_generated,
             "plugin_failures": self.plugin_failures,
             "faults_injected": self.faults_injected,
+            "rate_limited": self.rate_limited,
+            "served_without_coordinator": self.served_without_coordinator,
             "rule_hits": dict(self.rule_hits),
             "cost_usd": dict(self.cost_usd),
+            "metrics": self.metrics.snapshot(),
         }
 
 
@@ -225,6 +236,16 @@ class ClusterStats:
                 record.alive = False
                 newly_dead.append(record.worker_id)
         return newly_dead
+
+    def metrics(self) -> dict[str, float]:
+        """The /metrics series of every incarnation ever reported, summed key by key (resets do not apply)."""
+        total: dict[str, float] = {}
+        for report in self._reports.values():
+            series = report.counters.get("metrics")
+            if isinstance(series, Mapping):
+                for key, value in series.items():
+                    total[str(key)] = total.get(str(key), 0.0) + _number(value)
+        return total
 
     def alive_workers(self) -> list[str]:
         return [record.worker_id for record in self._workers.values() if record.alive]

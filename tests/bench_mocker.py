@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import time
 import timeit
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -20,6 +21,7 @@ import trio
 
 from sim.content import TextGenerator, build_vocabulary
 from sim.mocker import Mocker, RequestFacts, load_mocker
+from sim.ratelimit import Ask, LeaseAnswer
 from sim.replies import ReplyWriter
 from sim.settings import DEFAULT_MODELS
 from sim.stats import RequestCounters
@@ -64,6 +66,15 @@ class _Link:
 
     async def admin(self, action: str, payload: dict[str, Any], *, timeout_s: float) -> dict[str, Any] | None:
         return None
+
+    async def query_metrics(self, *, timeout_s: float) -> dict[str, Any] | None:
+        return None
+
+    async def lease(self, asks: Sequence[Ask], *, timeout_s: float) -> LeaseAnswer | None:
+        return None
+
+    def give_back(self, returns: list[tuple[str, float]]) -> None:
+        pass
 
 
 BODY = orjson.dumps(

@@ -18,10 +18,12 @@ import yaml
 
 from sim.errors import SettingsError
 from sim.faults import FaultsConfigError, load_faults
+from sim.keys import KeysConfigError, load_keys
 from sim.latency import LatencyConfigError, load_latency
 from sim.mocker import MockerConfigError, load_mocker
 from sim.plugin_loader import PluginConfigError, load_plugins
 from sim.pricing import PricingConfigError, load_pricing
+from sim.ratelimit import LimitsConfigError, load_limits
 from sim.settings import FIELDS, Settings, load_settings, settings_document
 from sim.upstreams import UpstreamConfigError, parse_upstreams
 
@@ -90,6 +92,8 @@ def scenario_problems(settings: Settings) -> list[str]:
         (lambda section: load_faults(section, where="faults"), settings.faults),
         (lambda section: load_latency(section, where="latency_profiles"), settings.latency_profiles),
         (load_pricing, settings.pricing),
+        (lambda section: load_limits(section), settings.limits),
+        (load_keys, settings.keys),
     )
     for load, section in loaders:
         try:
@@ -101,6 +105,8 @@ def scenario_problems(settings: Settings) -> list[str]:
             FaultsConfigError,
             LatencyConfigError,
             PricingConfigError,
+            LimitsConfigError,
+            KeysConfigError,
         ) as error:
             problems.extend(error.errors)
     return problems

@@ -8,6 +8,7 @@ an unexpected failure a logged 500 in that shape too.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import random
 import time
@@ -31,15 +32,39 @@ from sim import (
     openai_wire,
     responses,
 )
-from sim.builtin_plugins import UPSTREAM, AuthPlugin, StatsPlugin
+from sim.access_log import access_record, go_log_prefix, raw_request, raw_response
+from sim.builtin_plugins import COST, HEADERS, MODEL, UPSTREAM, AuthPlugin, CoordinatorGate, StatsPlugin
 from sim.delivery import IMMEDIATE, Delivery, count_token_events, stream_offsets
 from sim.errors import ApiError
-from sim.faults import FAULT, FaultsConfig, FaultsPlugin, TimerPlugin, fault_error, stream_error_event
+from sim.faults import (
+    FAULT,
+    FAULT_INJECTED,
+    FaultsConfig,
+    FaultsPlugin,
+    TimerPlugin,
+    fault_error,
+    stream_error_event,
+)
+from sim.keys import KeysConfig, KeysPlugin
 from sim.latency import LatencyConfig, LatencyProfile
+from sim.limits_plugin import RATE_LIMITED, LeaseNeed, LimitsPlugin, api_key
+from sim.metrics import render as render_metrics
 from sim.mocker import Mocker, MockerConfigError, load_mocker
 from sim.mocker_rules import GENERATE, PASSTHROUGH, Decision
-from sim.pipeline import REFUSAL, Context, PipelineStats, Plugin, PluginError, PluginRequest, run_post, run_pre
+from sim.pipeline import (
+    AFTER_DELIVERY,
+    REFUSAL,
+    Context,
+    PipelineStats,
+    Plugin,
+    PluginError,
+    PluginRequest,
+    resume_pre,
+    run_post,
+    run_pre,
+)
 from sim.pricing import PricingTable
+from sim.ratelimit import LimitsConfig
 from sim.replies import ContentPolicy, ReplyWriter, request_random
 from sim.rules_plugin import (
     DECISION,
@@ -70,9 +95,15 @@ from workers.http import (
 from workers.upstream import Passthrough
 
 log = logging.getLogger("understudy.worker.app")
+access_log = logging.getLogger("understudy.access")
+raw_log = logging.getLogger("understudy.raw")
 
 HEALTHY = b'{"status":"healthy"}'
 STATS_TIMEOUT_S = 2.0
+# How long a lease may wait for the coordinator before the worker decides alone (fail-open).
+LEASE_TIMEOUT_S = 0.5
+# Distinct model names a worker labels its metrics with; later ones count as "other".
+METRIC_MODELS = 256
 
 
 # Every endpoint: (scope, the decoded JSON body or None, the writer of reply texts) -> reply.
@@ -110,6 +141,11 @@ class App:
         latency: LatencyConfig | None = None,
         fallback_latency: LatencyProfile | None = None,
         pricing: PricingTable | None = None,
+        limits: LimitsConfig | None = None,
+        keys: KeysConfig | None = None,
+        coordinator_down: str = "fail-open",
+        access_log: bool = False,
+        log_raw: bool = False,
         mocker: Mocker | None = None,
         plugins: Sequence[Plugin] = (),
         passthrough: Passthrough | None = None,
@@ -125,19 +161,34 @@ class App:
         self._random = random.Random(seed)
         self._worker_header = (b"x-understudy-worker", worker_id.encode())
         self._admin = Admin(link, token=admin_token, max_body_bytes=max_body_bytes)
-        # Stats first (its post-hook sees the final answer), then auth, the timer, the
-        # faults, the users' plugins, and the rules, which decide what the provider step does.
+        # Stats first (its post-hook sees the final answer), then auth and the API keys, the
+        # coordinator's reachability, the timer, the rate limits, the faults, the users'
+        # plugins, and the rules, which decide what the provider step does.
         self._stats = StatsPlugin(counters, pricing)
         self._rules = RulesPlugin(mocker or load_mocker(None), random.Random(seed))
-        self._faults = FaultsPlugin(faults or FaultsConfig(), random.Random(seed))
+        keys = keys or KeysConfig()
+        self._faults = FaultsPlugin(faults or FaultsConfig(), random.Random(seed), by_key=keys.faults())
         self._latency = latency or LatencyConfig()
+        self._key_latency = keys.latency()
         self._fallback_latency = fallback_latency
+        self._access_log = access_log
+        self._log_raw = log_raw
+        self._metric_models: set[str] = set()
         builtins: list[Plugin] = [self._stats]
         if auth is not None:
             builtins.append(AuthPlugin(auth))
+        if keys.enabled:
+            builtins.append(KeysPlugin(keys))
+        builtins.append(CoordinatorGate(lambda: link.connected, fail_closed=coordinator_down == "fail-closed"))
         if timer is not None:
             builtins.append(TimerPlugin(timer[0], timer[1], cluster_clock or _process_clock()))
-        if self._faults.config.enabled:
+        limits = limits or LimitsConfig()
+        if limits.enabled or keys.limits():
+            limits = LimitsConfig(limits.cluster, limits.models, {**limits.keys, **keys.limits()})
+            builtins.append(
+                LimitsPlugin(limits, clock=trio.current_time, wall_clock=time.time, give_back=link.give_back)
+            )
+        if self._faults.enabled:
             builtins.append(self._faults)
         self._plugins: tuple[Plugin, ...] = (*builtins, *plugins, self._rules)
         self.plugin_stats = PipelineStats()
@@ -212,10 +263,15 @@ class App:
             reply = Reply(200, png, PNG) if png else _error_reply(self._openai, missing, request_id)
             await respond(send, reply, own)
             return
+        if path == "/metrics":
+            await respond(send, await self._metrics(), own)
+            return
         provider, route = self._route(scope, path)
+        started = trio.current_time()
         delivery = IMMEDIATE
+        ctx: Context | None = None
         try:
-            reply, delivery = await self._api(provider, scope, receive, method, path, route, request_id)
+            reply, delivery, ctx = await self._api(provider, scope, receive, method, path, route, request_id)
         except Exception:  # the app's outermost boundary: log it, answer 500, keep serving
             log.exception("request %s %s failed", method, path)
             error = ApiError(500, "The server had an error while processing your request.", error_type="server_error")
@@ -224,7 +280,95 @@ class App:
         ours: tuple[tuple[bytes, bytes], ...] = (self._worker_header,)
         if not any(name == provider.request_id_header for name, _ in reply.headers):  # an upstream's wins
             ours = ((provider.request_id_header, request_id), self._worker_header)
-        await respond(send, reply, ours, delivery)
+        timed = _TimedSend(send) if reply.events is not None else None
+        try:
+            await respond(send if timed is None else timed, reply, ours, delivery)
+        finally:
+            if ctx is not None:
+                for done in ctx.get(AFTER_DELIVERY, ()):
+                    done()
+        if ctx is not None:
+            self._observe(provider, route, scope, ctx, reply, started, timed)
+
+    def _observe(
+        self,
+        provider: Provider,
+        route: str | None,
+        scope: Scope,
+        ctx: Context,
+        reply: Reply,
+        started: float,
+        timed: _TimedSend | None,
+    ) -> None:
+        """The finished request into the /metrics series, the access log and the raw log."""
+        latency_s = trio.current_time() - started
+        times = timed.times if timed is not None else []
+        ttft_s = times[0] - started if times else None
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+        prompt_tokens, completion_tokens = reply.usage if reply.usage is not None else (None, None)
+        model: str = ctx.get(MODEL, "")
+        cost: float | None = ctx.get(COST)
+        rate_limited = RATE_LIMITED in ctx
+        metric_model = model
+        if model not in self._metric_models:
+            if len(self._metric_models) < METRIC_MODELS:
+                self._metric_models.add(model)
+            else:
+                metric_model = "other"
+        self._stats.counters.metrics.observe_request(
+            provider=provider.name,
+            route=_route_label(provider, route),
+            status=reply.status,
+            model=metric_model,
+            tokens_in=prompt_tokens or 0,
+            tokens_out=completion_tokens or 0,
+            latency_s=latency_s,
+            ttft_s=ttft_s,
+            itl_s=gaps,
+            cost_usd=cost,
+            rate_limited=rate_limited,
+            fault=FAULT_INJECTED in ctx,
+        )
+        if self._access_log:
+            headers = ctx.get(HEADERS, {})
+            client = scope.get("client")
+            decision: Decision | None = ctx.get(DECISION)
+            line = access_record(
+                request_id=ctx.request_id,
+                worker=self.worker_id,
+                method=scope["method"],
+                path=scope["path"],
+                provider=provider.name,
+                model=model,
+                status=reply.status,
+                stream=reply.events is not None,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                latency_ms=latency_s * 1000,
+                ttft_ms=None if ttft_s is None else ttft_s * 1000,
+                retry_count=headers.get("x-stainless-retry-count"),
+                client=f"{client[0]}:{client[1]}" if client else None,
+                rate_limited=rate_limited,
+                fault=ctx.get(FAULT) or ("http" if FAULT_INJECTED in ctx else None),
+                rule=None if decision is None else decision.rule,
+                cost_usd=cost,
+                at=time.time(),
+            )
+            access_log.info(line.decode())
+        if self._log_raw:
+            events = reply.events
+            body = reply.body if events is None else b"".join(events) if isinstance(events, Sequence) else b""
+            raw_log.info(raw_response(reply.status, reply.headers, body, prefix=go_log_prefix(time.time())).rstrip())
+
+    async def _metrics(self) -> Reply:
+        """``GET /metrics``: the cluster's series from the coordinator (this worker's alone if it is away)."""
+        answer = await self._link.query_metrics(timeout_s=STATS_TIMEOUT_S)
+        if answer is not None and isinstance(answer.get("series"), dict):
+            series, alive = answer["series"], answer.get("workers_alive", 0)
+            body, content_type = render_metrics(series, extra_gauges={"understudy_workers_alive": float(alive)})
+        else:
+            body, content_type = render_metrics(self._stats.counters.metrics.snapshot())
+        return Reply(200, body, content_type.encode())
 
     def _route(self, scope: Scope, path: str) -> tuple[Provider, str | None]:
         """Which provider's API a path belongs to, and the route within it.
@@ -249,8 +393,10 @@ class App:
         path: str,
         route: str | None,
         request_id: bytes,
-    ) -> tuple[Reply, Delivery]:
-        """The answer to an API request and how to deliver it: every one runs the pipeline, refused ones too.
+    ) -> tuple[Reply, Delivery, Context]:
+        """The answer to an API request, how to deliver it, and the request's context.
+
+        Every request runs the pipeline, refused ones too.
 
         A refusal found here (unknown route, wrong method, a body too large or not
         JSON) goes into the context for the provider step to answer with, so auth
@@ -266,6 +412,8 @@ class App:
             if method == "POST":
                 raw = await read_body(scope, receive, self._max_body_bytes)
                 size = len(raw)
+                if self._log_raw:
+                    self._log_raw_request(scope, raw)
                 body = json_body(raw, provider=provider.display_name)
                 if not isinstance(body, dict):
                     handler(scope, body, self._writer)  # every endpoint refuses it, in its own words
@@ -279,9 +427,13 @@ class App:
         request = PluginRequest(provider.name, route or path, model, fields, headers, method)
         ctx = Context(request_id=request_id.decode(), worker_id=self.worker_id, provider=provider.name)
         ctx[SIZE_BYTES] = size
+        ctx[HEADERS] = headers
         if refusal is not None:
             ctx[REFUSAL] = refusal
         pre = run_pre(self._plugins, ctx, request, stats=self.plugin_stats)
+        while pre.suspended is not None:  # a plugin needs the coordinator first (a lease)
+            outcome = await self._resolve(pre.suspended.need)
+            pre = resume_pre(self._plugins, ctx, pre, outcome, stats=self.plugin_stats)
         response: Reply | None = None
         error: PluginError | None = None
         if pre.short is not None:
@@ -306,17 +458,32 @@ class App:
         if decision is not None and decision.latency_ms > 0:
             await trio.sleep(decision.latency_ms / 1000)
         if error is not None:
-            return _error_reply(provider, error, request_id), IMMEDIATE
+            return _error_reply(provider, error, request_id), IMMEDIATE, ctx
         assert response is not None
         fault: str | None = ctx.get(FAULT)
         if fault == "stream_error" and response.events is None:  # a whole answer fails as a whole
             error = fault_error("http_500", provider=provider.name)
-            return _error_reply(provider, error, request_id), IMMEDIATE
-        return response, self._delivery(provider, pre.request, response, fault)
+            return _error_reply(provider, error, request_id), IMMEDIATE, ctx
+        return response, self._delivery(provider, pre.request, response, fault), ctx
+
+    async def _resolve(self, need: object) -> object:
+        """What a suspended plugin needs: a lease from the coordinator (None if it cannot be had in time)."""
+        if isinstance(need, LeaseNeed):
+            return await self._link.lease(need.asks, timeout_s=LEASE_TIMEOUT_S)
+        return None
+
+    def _log_raw_request(self, scope: Scope, body: bytes) -> None:
+        target = scope["path"] + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
+        text = raw_request(scope["method"], target, scope["headers"], body, prefix=go_log_prefix(time.time()))
+        raw_log.info(text.rstrip())
 
     def _delivery(self, provider: Provider, request: PluginRequest, reply: Reply, fault: str | None) -> Delivery:
         """When each part of the answer leaves: the model's latency profile, and any delivery fault."""
-        profile = self._latency.profile_for(request.model) or self._fallback_latency
+        profile = None
+        if self._key_latency:
+            by_key = self._key_latency.get(api_key(request.headers) or "")
+            profile = by_key.profile_for(request.model) if by_key is not None else None
+        profile = profile or self._latency.profile_for(request.model) or self._fallback_latency
         if (profile is None and fault is None) or isinstance(reply.events, AsyncIterator):
             return IMMEDIATE  # an upstream's stream is relayed as it comes
         offsets: tuple[float, ...] = (0.0,)
@@ -490,6 +657,30 @@ class App:
                 code="model_not_found",
             )
         return Reply(200, orjson.dumps(openai_wire.model_object(model)))
+
+
+class _TimedSend:
+    """``send`` that notes when each piece of a streamed body leaves (TTFT and inter-token latency)."""
+
+    __slots__ = ("_send", "times")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.times: list[float] = []
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        await self._send(message)
+        if message.get("body"):
+            self.times.append(trio.current_time())
+
+
+def _route_label(provider: Provider, route: str | None) -> str:
+    """A route as a metric label: the known ones, ``/models/{id}``, or ``other`` (clients choose paths)."""
+    if route is None:
+        return "other"
+    if route in provider.routes:
+        return route
+    return "/models/{id}" if route.startswith("/models/") else "other"
 
 
 def _process_clock() -> Callable[[], float]:

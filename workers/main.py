@@ -12,6 +12,7 @@ import os
 import random
 import secrets
 import socket
+import sys
 from pathlib import Path
 
 import trio
@@ -21,10 +22,12 @@ from hypercorn.trio import serve
 
 from sim.content import TextGenerator, build_vocabulary
 from sim.faults import load_faults
+from sim.keys import load_keys
 from sim.latency import bifrost_latency, load_latency
 from sim.mocker import load_mocker
 from sim.plugin_loader import load_plugins
 from sim.pricing import PricingTable, default_pricing, load_pricing
+from sim.ratelimit import LimitsConfig, load_limits
 from sim.replies import ContentPolicy, ReplyWriter
 from sim.schema_values import value_for
 from sim.settings import Settings
@@ -93,6 +96,7 @@ def build_passthrough(settings: Settings) -> Passthrough | None:
 def run_worker(settings: Settings, *, listen_fd: int | None = None, parent_pid: int | None = None) -> int:
     """Run one worker process until it is told to stop; returns the exit code."""
     lifecycle.configure_logging(settings.log_level, "worker")
+    configure_request_logs()
     worker_id = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
     incarnation = f"{os.getpid()}-{secrets.token_hex(4)}"
     listener = None
@@ -115,6 +119,24 @@ def built_in_pricing(overrides: dict[str, object] | None) -> PricingTable:
     if not overrides:
         return table
     return PricingTable((*load_pricing(overrides).entries, *table.entries))
+
+
+def built_limits(settings: Settings) -> LimitsConfig:
+    """The ``limits`` section with the ``--limit-*`` flags over its cluster-wide values."""
+    return load_limits(
+        settings.limits, rpm=settings.limit_rpm, tpm=settings.limit_tpm, concurrency=settings.limit_concurrency
+    )
+
+
+def configure_request_logs() -> None:
+    """Access-log lines go to stdout as bare JSON; raw request/response dumps to stderr as they are."""
+    for name, stream in (("understudy.access", sys.stdout), ("understudy.raw", sys.stderr)):
+        logger = logging.getLogger(name)
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
 
 
 def cluster_elapsed_s(link: CoordinatorLink) -> float:
@@ -162,6 +184,11 @@ async def _serve(
         latency=load_latency(settings.latency_profiles, where="latency_profiles"),
         fallback_latency=bifrost_latency(settings.latency, settings.jitter),
         pricing=built_in_pricing(settings.pricing),
+        limits=built_limits(settings),
+        keys=load_keys(settings.keys),
+        coordinator_down=settings.coordinator_down,
+        access_log=settings.access_log,
+        log_raw=settings.log_raw,
         mocker=load_mocker(settings.mocker),
         plugins=load_plugins(settings.plugins),
         passthrough=passthrough,

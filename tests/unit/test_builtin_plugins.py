@@ -73,6 +73,9 @@ def test_stats_counts_the_final_answer_after_every_other_post_hook() -> None:
         "faults_injected": 0,
         "rule_hits": {},
         "cost_usd": {},
+        "rate_limited": 0,
+        "served_without_coordinator": 0,
+        "metrics": {},
     }
 
 

@@ -121,7 +121,9 @@ def test_bad_json_in_the_environment_names_the_setting() -> None:
     assert (raised.value.setting, raised.value.source) == ("content_responses", "UNDERSTUDY_CONTENT_RESPONSES")
 
 
-@pytest.mark.parametrize("name", ["understudy.yaml", "latency.yaml", "pricing.yaml"])
+@pytest.mark.parametrize(
+    "name", ["understudy.yaml", "latency.yaml", "pricing.yaml", "default.yaml", "fast.yaml", "production-parity.yaml"]
+)
 def test_every_shipped_config_file_validates(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     from understudy.cli import main
 
