@@ -6,17 +6,19 @@ answered, a count reached), never on time passing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import httpx
 import pytest
@@ -82,10 +84,24 @@ class Process:
         line = self.popen.stdout.readline().decode()
         if not line:
             raise AssertionError(f"exited with {self.popen.wait(5)} before printing; log:\n{self.log()}")
+        # The rest of stdout (the JSON access log) is drained into a file, so its pipe never fills.
+        threading.Thread(target=self._drain, args=(self.popen.stdout,), daemon=True).start()
         return line
 
+    def _drain(self, stdout: IO[bytes]) -> None:
+        with self.out_path.open("wb") as log, contextlib.suppress(ValueError, OSError):  # closed at stop
+            for line in stdout:
+                log.write(line)
+                log.flush()
+
+    @property
+    def out_path(self) -> Path:
+        return self.log_path.with_suffix(".stdout")
+
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        """What the process wrote: its stderr log, then its stdout after the first line (the access log)."""
+        out = self.out_path.read_text(errors="replace") if self.out_path.exists() else ""
+        return self.log_path.read_text(errors="replace") + out
 
     def signal(self, signum: int) -> None:
         assert self.popen is not None

@@ -165,7 +165,34 @@ def test_worker_serves_while_coordinator_is_away_and_resyncs(tmp_path: Path) -> 
             what="counts served while alone to reach the coordinator",
         )
         assert worker_entry(stats, "solo")["requests"] == 5
+        assert stats["served_without_coordinator"] == 5  # fail-open, counted
         assert http.get("/readyz").status_code == 200
+        http.close()
+    finally:
+        worker.stop()
+        if coordinator is not None:
+            coordinator.stop()
+
+
+def test_fail_closed_answers_503_until_the_coordinator_is_there(tmp_path: Path) -> None:
+    endpoint = f"ipc://{tmp_path}/coordinator"
+    port = free_port()
+    argv = ("worker", "--coordinator", endpoint, "--port", str(port), "--coordinator-down", "fail-closed")
+    worker = start_role(tmp_path, *argv)
+    coordinator: Process | None = None
+    try:
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        wait_for(lambda: http.get("/health").status_code == 200, timeout_s=60, what="worker up")
+        refused = http.post("/v1/chat/completions", json=CHAT)
+        assert refused.status_code == 503 and refused.json()["error"]["type"] == "server_error"
+        claude = http.post("/v1/messages", json={"model": "claude-sonnet-4-6", "max_tokens": 5, "messages": []})
+        assert claude.status_code == 503 and claude.json()["error"]["type"] == "api_error"
+        coordinator = start_role(tmp_path, "coordinator", "--bind", endpoint)
+        wait_for(
+            lambda: http.post("/v1/chat/completions", json=CHAT).status_code == 200,
+            timeout_s=30,
+            what="answers once the coordinator is reachable",
+        )
         http.close()
     finally:
         worker.stop()
