@@ -65,6 +65,7 @@ _UNDER = "limits.under"  # (request, scopes) of a request under some limit, for 
 BYTES_PER_TOKEN = 4
 # A lease that another request of this worker used up meanwhile is asked again this often.
 MAX_ROUNDS = 3
+MEMO_LIMIT = 4096  # (model, key) pairs remembered; clients choose them
 # Endpoints that draw on the limits; listings and token counting do not.
 LIMITED_ENDPOINTS = frozenset(
     {"/chat/completions", "/completions", "/responses", "/embeddings", "/images/generations", "/messages"}
@@ -122,20 +123,46 @@ class LimitsPlugin(BasePlugin):
         self._give_back = give_back
         self._local = Buckets()  # the fail-open share, used only while the coordinator is away
         self.workers = 1  # live workers, as the coordinator last said
+        self._scope_memo: dict[tuple[str, str | None], tuple[Scope, ...]] = {}
+        self._ask_memo: dict[tuple[Scope, ...], tuple[Ask, ...]] = {}
+        self._header_memo: dict[tuple[Scope, ...], tuple[tuple[str, str, int], ...]] = {}
 
     def pre_hook(self, ctx: Context, request: PluginRequest) -> PluginRequest | ShortCircuit | Suspend:
         if REFUSAL in ctx or request.method != "POST" or request.endpoint not in LIMITED_ENDPOINTS:
             return request
-        scopes = self.config.scopes(request.model, api_key(request.headers))
+        scopes = self._scopes(request.model, api_key(request.headers))
         if not scopes:
             return request
         ctx[_UNDER] = (request, scopes)
         tokens = token_reservation(request.body, int(ctx.get(SIZE_BYTES, 0)))
-        asks = asks_for(scopes, tokens=tokens)
+        asks = self._asks(scopes, tokens)
         too_large = next((ask for ask in asks if ask.kind == "tokens" and ask.need > ask.capacity), None)
         if too_large is not None:
             return self._refuse(ctx, request, too_large, None, scopes)
         return self._admit(ctx, request, asks, tokens, scopes, rounds=0)
+
+    def _scopes(self, model: str, key: str | None) -> tuple[Scope, ...]:
+        """The scopes of (model, key), memoised: clients repeat them."""
+        memo = self._scope_memo
+        found = memo.get((model, key))
+        if found is None:
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            found = memo[(model, key)] = self.config.scopes(model, key)
+        return found
+
+    def _asks(self, scopes: tuple[Scope, ...], tokens: int) -> tuple[Ask, ...]:
+        """The request's asks: the fixed ones (a request, a slot) reused, the token ones made for this need."""
+        plan = self._ask_memo.get(scopes)
+        if plan is None:
+            if len(self._ask_memo) >= MEMO_LIMIT:
+                self._ask_memo.clear()
+            plan = self._ask_memo[scopes] = asks_for(scopes, tokens=0)
+        if not any(ask.kind == "tokens" for ask in plan):
+            return plan
+        return tuple(
+            Ask(ask.name, ask.kind, ask.capacity, float(tokens)) if ask.kind == "tokens" else ask for ask in plan
+        )
 
     def _admit(
         self,
@@ -288,22 +315,33 @@ class LimitsPlugin(BasePlugin):
 
     def _headers(self, request: PluginRequest, scopes: Sequence[Scope]) -> tuple[tuple[bytes, bytes], ...]:
         """The rate-limit headers of the tightest requests bucket and the tightest tokens bucket."""
-        now = self._clock()
-        states: dict[str, tuple[int, float, float]] = {}
-        for scope in scopes:
-            for kind, capacity in scope.limit.capacities():
-                if kind == "concurrency":
-                    continue
-                name = f"{kind}:{scope.label}"
-                remaining = self.pool.remaining(name, now)
-                if remaining is None:
-                    remaining = float(capacity)
-                state = (capacity, remaining, self.pool.full_in_s(name, now))
-                best = states.get(kind)
-                if best is None or remaining / capacity < best[1] / best[0]:
-                    states[kind] = state
-        if not states:
+        key = tuple(scopes)
+        buckets = self._header_memo.get(key)
+        if buckets is None:
+            if len(self._header_memo) >= MEMO_LIMIT:
+                self._header_memo.clear()
+            buckets = self._header_memo[key] = tuple(
+                (kind, f"{kind}:{scope.label}", capacity)
+                for scope in scopes
+                for kind, capacity in scope.limit.capacities()
+                if kind != "concurrency"
+            )
+        if not buckets:
             return ()
+        now = self._clock()
+        pool = self.pool
+        states: dict[str, tuple[int, float, str]] = {}
+        for kind, name, capacity in buckets:
+            remaining = pool.remaining(name, now)
+            if remaining is None:
+                remaining = float(capacity)
+            best = states.get(kind)
+            if best is None or remaining / capacity < best[1] / best[0]:
+                states[kind] = (capacity, remaining, name)
+        chosen = {
+            kind: (capacity, remaining, pool.full_in_s(name, now))
+            for kind, (capacity, remaining, name) in states.items()
+        }
         if request.provider == "anthropic":
-            return anthropic_headers(states.get("requests"), states.get("tokens"), now_unix_s=self._wall_clock())
-        return openai_headers(states.get("requests"), states.get("tokens"))
+            return anthropic_headers(chosen.get("requests"), chosen.get("tokens"), now_unix_s=self._wall_clock())
+        return openai_headers(chosen.get("requests"), chosen.get("tokens"))
