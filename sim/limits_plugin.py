@@ -43,6 +43,7 @@ from sim.pipeline import (
 from sim.ratelimit import (
     Ask,
     Buckets,
+    Granted,
     LeaseAnswer,
     LeasePool,
     LimitsConfig,
@@ -103,6 +104,14 @@ def token_reservation(body: Mapping[str, Any], size_bytes: int) -> int:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return prompt + value
     return prompt
+
+
+def _longest_wait(refused: Sequence[Granted]) -> float | None:
+    """How long until every refusing bucket could cover its need; None if one never could."""
+    waits = [part.retry_after_s for part in refused]
+    if any(wait is None for wait in waits):
+        return None
+    return max((wait for wait in waits if wait is not None), default=0.0)
 
 
 class LimitsPlugin(BasePlugin):
@@ -207,8 +216,7 @@ class LimitsPlugin(BasePlugin):
         self.pool.grant(need.asks, answer, now)
         if not answer.ok:
             refused = [part for part in answer.parts if part.granted == 0]
-            waits = [part.retry_after_s for part in refused]
-            wait = None if any(w is None for w in waits) else max((w for w in waits if w is not None), default=0.0)
+            wait = _longest_wait(refused)
             names = {part.name for part in refused if part.retry_after_s is None or part.retry_after_s == wait}
             limiting = next((ask for ask in asks if ask.name in names), asks[0])
             return self._refuse(ctx, request, limiting, wait, scopes)
@@ -230,8 +238,7 @@ class LimitsPlugin(BasePlugin):
         if answer.ok:
             ctx[_ADMISSION] = _Admission(share, tokens, local=True)
             return request
-        waits = [part.retry_after_s for part in answer.parts if part.granted == 0]
-        wait = None if any(w is None for w in waits) else max((w for w in waits if w is not None), default=0.0)
+        wait = _longest_wait([part for part in answer.parts if part.granted == 0])
         limiting = next(ask for ask, part in zip(share, answer.parts, strict=True) if part.granted == 0)
         return self._refuse(ctx, request, limiting, wait, scopes)
 
