@@ -6,6 +6,9 @@ an HTTP answer carry the status they imply (as h11's do).
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+from typing import Any
+
 
 class UnderstudyError(Exception):
     """Root of every error understudy raises on purpose."""
@@ -32,6 +35,17 @@ class SectionError(UnderstudyError):
     def __init__(self, errors: list[str] | tuple[str, ...]) -> None:
         self.errors = tuple(errors)
         super().__init__(f"invalid {self.section} configuration:\n  " + "\n  ".join(self.errors))
+
+
+def config_section(raw: object, where: str, known: Collection[str], errors: list[str]) -> Mapping[str, Any]:
+    """A config section's mapping (empty when absent), noting in ``errors`` a non-mapping and unknown fields."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        errors.append(f"{where}: must be a mapping")
+        return {}
+    errors += [f"{where}.{key}: unknown field" for key in raw if key not in known]
+    return raw
 
 
 class ProtocolError(UnderstudyError):

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from sim.errors import SectionError
+from sim.errors import SectionError, config_section
 from sim.limits_plugin import api_key
 from sim.pipeline import REFUSAL, BasePlugin, Context, PluginError, PluginRequest, ShortCircuit
 
@@ -132,14 +132,8 @@ def load_faults(raw: object, *, percent: float = 0.0, jitter: float = 0.0, where
     Every problem is reported at once, each with its path.
     """
     errors: list[str] = []
-    section: Mapping[str, Any] = {}
-    if raw is not None:
-        if isinstance(raw, Mapping):
-            section = raw
-        else:
-            errors.append(f"{where}: must be a mapping")
     known = {"failure_percent", "failure_jitter", "mix", "models", "retry_after_s", "hang_s", "trickle_ms"}
-    errors += [f"{where}.{key}: unknown field" for key in section if key not in known]
+    section = config_section(raw, where, known, errors)
     mix = _mix(section.get("mix"), f"{where}.mix", errors)
     percent = _number(section.get("failure_percent", percent), f"{where}.failure_percent", errors, high=100)
     jitter = _number(section.get("failure_jitter", jitter), f"{where}.failure_jitter", errors, high=100)

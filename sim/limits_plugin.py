@@ -234,7 +234,7 @@ class LimitsPlugin(BasePlugin):
         """No coordinator: a local bucket with this worker's share of each limit decides."""
         ctx[WITHOUT_COORDINATOR] = True
         share = tuple(Ask(ask.name, ask.kind, max(1, ask.capacity // self.workers), ask.need) for ask in asks)
-        answer = self._local.lease(share, now, workers=1_000_000)  # no extra stock: the need exactly
+        answer = self._local.lease(share, now, workers=self.workers, stock=False)  # the need exactly
         if answer.ok:
             ctx[_ADMISSION] = _Admission(share, tokens, local=True)
             return request

@@ -34,9 +34,9 @@ import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
-from sim.errors import SectionError
+from sim.errors import SectionError, config_section
 from sim.model_table import ModelTable
 
 KINDS: Final = ("requests", "tokens", "concurrency")
@@ -190,8 +190,9 @@ class Buckets:
             self._buckets[ask.name] = bucket
         return bucket
 
-    def lease(self, asks: Sequence[Ask], now_s: float, *, workers: int) -> LeaseAnswer:
-        """Grant every ask's need plus some extra stock, or nothing at all if one bucket cannot cover its need."""
+    def lease(self, asks: Sequence[Ask], now_s: float, *, workers: int, stock: bool = True) -> LeaseAnswer:
+        """Grant every ask's need plus some extra stock (none without ``stock``), or nothing at all
+        if one bucket cannot cover its need."""
         buckets = [self.bucket(ask, now_s) for ask in asks]
         short = [(ask, bucket) for ask, bucket in zip(asks, buckets, strict=True) if bucket.refill(now_s) < ask.need]
         if short:
@@ -202,7 +203,7 @@ class Buckets:
             return LeaseAnswer(False, tuple(parts), workers)
         granted = []
         for ask, bucket in zip(asks, buckets, strict=True):
-            extra = min(lease_extra(ask.kind, ask.capacity, workers), bucket.level - ask.need)
+            extra = min(lease_extra(ask.kind, ask.capacity, workers), bucket.level - ask.need) if stock else 0.0
             amount = ask.need + max(0.0, math.floor(extra))
             bucket.level -= amount
             granted.append(Granted(ask.name, amount, bucket.level, ask.capacity, None))
@@ -423,14 +424,7 @@ def load_limits(
     Every problem is reported at once, each with its path.
     """
     errors: list[str] = []
-    section: Mapping[str, Any] = {}
-    if raw is not None:
-        if isinstance(raw, Mapping):
-            section = raw
-        else:
-            errors.append(f"{where}: must be a mapping")
-    known = {*LIMIT_FIELDS, "tier", "models"}
-    errors += [f"{where}.{key}: unknown field" for key in section if key not in known]
+    section = config_section(raw, where, {*LIMIT_FIELDS, "tier", "models"}, errors)
     cluster = load_limit({name: section[name] for name in LIMIT_FIELDS if name in section}, where, errors)
     cluster = Limit(
         rpm if rpm is not None else cluster.rpm,
